@@ -1,0 +1,44 @@
+# clip2gan — the two commands are `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.clip2gan-installed
+PROFILE ?= toyfaces
+PARAMS ?= ci
+
+.PHONY: setup demo test unit notebooks bench app clean-outputs strip
+
+setup: $(STAMP)
+
+# Idempotent: re-runs only when pyproject.toml changes or the venv is missing.
+$(STAMP): pyproject.toml
+	@echo "== clip2gan set-up: creating $(VENV) (torch first, then the package) =="
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (clip2gan)" >/dev/null
+	@touch $(STAMP)
+	@echo "== set-up done: $$(du -sh $(VENV) | cut -f1) in $(VENV) =="
+
+demo: setup
+	$(PY) -m clip2gan.pipeline --profile $(PROFILE) --params $(PARAMS) --out outputs/
+
+test: setup
+	$(PY) -m clip2gan.testrun
+
+unit: setup
+	$(PY) -m pytest -q tests
+
+notebooks: setup
+	$(PY) -m pytest -q --nbval-lax notebooks
+
+bench: setup
+	$(PY) -m clip2gan.bench
+
+strip: setup
+	$(PY) -m clip2gan.pipeline --strip notebooks/
+
+clean-outputs:
+	rm -rf outputs/

@@ -1,0 +1,124 @@
+"""Checkpoints as safetensors + a JSON config: never a pickle (introduced in 00_setup.ipynb).
+
+Every artefact this project writes (toy-world weights, mapping networks, training state) is a
+`.safetensors` file holding tensors only, with its configuration stored twice: in the safetensors
+metadata (so one file is self-describing) and in a `.json` file beside it (so a human can read it).
+Writes are atomic: data go to a temporary file in the same folder, are flushed to disk, then renamed
+over the target, so a process killed at any moment leaves either the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+__all__ = [
+    "CorruptCheckpoint",
+    "atomic_path",
+    "atomic_write_text",
+    "save_safetensors",
+    "load_safetensors",
+    "config_path",
+]
+
+_CONFIG_KEY = "clip2gan_config"
+
+
+class CorruptCheckpoint(RuntimeError):
+    """A checkpoint file exists but cannot be read (truncated, not safetensors, bad metadata)."""
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success rename it over `path` atomically.
+
+    On any exception the temporary file is removed and `path` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` atomically (temporary file + rename)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def config_path(path: str | os.PathLike) -> Path:
+    """The JSON file that sits beside a `.safetensors` checkpoint."""
+    return Path(path).with_suffix(".json")
+
+
+def save_safetensors(
+    state_dict: dict[str, torch.Tensor],
+    path: str | os.PathLike,
+    config: dict[str, Any] | None = None,
+    half: bool = False,
+    write_json: bool = True,
+) -> Path:
+    """Save tensors to `path` (safetensors) and `config` to the safetensors metadata and a `.json` beside it.
+
+    half: store floating-point tensors as float16 (halves shipped weight size; loading casts back
+    through `load_state_dict`). Non-tensor state (optimiser hyper-parameters, RNG states, step)
+    belongs in `config`, which must be JSON-serialisable.
+    """
+    path = Path(path)
+    config = dict(config or {})
+    tensors = {}
+    for key, value in state_dict.items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"state_dict[{key!r}] is {type(value).__name__}, not a tensor; put it in config")
+        value = value.detach().cpu()
+        if half and value.is_floating_point():
+            value = value.half()
+        tensors[key] = value.contiguous()
+    text = json.dumps(config, sort_keys=True)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={_CONFIG_KEY: text})
+    if write_json:
+        atomic_write_text(config_path(path), json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def load_safetensors(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Load `(state_dict, config)` written by `save_safetensors`; a clear error if the file is damaged."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        state = load_file(str(path), device=str(device))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CorruptCheckpoint(
+            f"{path} is not a readable safetensors checkpoint ({err}); delete it and re-create or "
+            "re-download it"
+        ) from None
+    try:
+        config = json.loads(meta.get(_CONFIG_KEY, "{}"))
+    except json.JSONDecodeError as err:
+        raise CorruptCheckpoint(f"{path}: its config metadata is not valid JSON ({err})") from None
+    return state, config
