@@ -25,14 +25,17 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(PY) -m clip2gan.pipeline --profile $(PROFILE) --params $(PARAMS) --out outputs/
 
+# Unit tests and every notebook (nbval, lax: only cells marked NBVAL_CHECK_OUTPUT are compared).
 test: setup
-	$(PY) -m clip2gan.testrun
+	@start=$$(date +%s); \
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --timeout=1800 -q -p no:cacheprovider; \
+	rc=$$?; echo "== make test: exit $$rc after $$(( $$(date +%s) - start )) s (unit tests + notebooks) =="; exit $$rc
 
 unit: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --timeout=900
 
 notebooks: setup
-	$(PY) -m pytest -q --nbval-lax notebooks
+	$(PY) -m pytest -q --nbval-lax --nbval-current-env notebooks
 
 bench: setup
 	$(PY) -m clip2gan.bench

@@ -1,0 +1,71 @@
+"""Devices, seeds and the environment report every notebook starts with (00_setup.ipynb)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["pick_device", "seed_everything", "environment_report", "in_colab"]
+
+
+def in_colab() -> bool:
+    """True inside Google Colab."""
+    return "google.colab" in sys.modules
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """`"auto"` → CUDA if available, else Apple MPS, else CPU; anything else is checked and returned.
+
+    Asking for CUDA on a machine without it is an error, not a silent fallback.
+    """
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={device!r} was asked for, but this machine has no CUDA GPU; use 'cpu' or 'auto'")
+    return dev
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a CPU `torch.Generator` seeded the same way."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def environment_report(device: str | torch.device = "auto") -> dict[str, Any]:
+    """Versions and hardware, as a dict (printed by the first cell of each notebook)."""
+    import open_clip
+
+    import clip2gan
+
+    dev = pick_device(device)
+    report = {
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "clip2gan": clip2gan.__version__,
+        "torch": torch.__version__,
+        "open_clip": open_clip.__version__,
+        "numpy": np.__version__,
+        "device": str(dev),
+        "cpu_threads": torch.get_num_threads(),
+        "colab": in_colab(),
+        "CLIP2GAN_HOME": os.environ.get("CLIP2GAN_HOME", "~/.cache/clip2gan (default)"),
+    }
+    if dev.type == "cuda":
+        props = torch.cuda.get_device_properties(dev)
+        report["gpu"] = f"{props.name}, {props.total_memory / 2**30:.0f} GiB"
+    return report

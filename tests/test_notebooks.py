@@ -1,0 +1,63 @@
+"""Notebook conventions (CONTRIBUTING.md): parameters cell, Colab cell, CI defaults, small outputs."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import nbformat
+import pytest
+
+from clip2gan.pipeline import list_notebooks, load_params, notebook_parameters
+
+NOTEBOOKS = list_notebooks()
+REQUIRED = {"profile", "device", "seed", "out_dir"}
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "notebooks/ holds no numbered notebook"
+    assert NOTEBOOKS[0].name == "00_setup.ipynb"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_parameters_cell(path):
+    nb = nbformat.read(str(path), as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    params = notebook_parameters(path)
+    assert REQUIRED <= set(params), f"parameters cell lacks {REQUIRED - set(params)}"
+    assert params["profile"] == "toyfaces"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_defaults_are_the_ci_size(path):
+    """The parameters cell *is* the CI size: every value ci.yaml sets for this notebook must agree."""
+    ci = load_params("ci")
+    wanted = {**(ci.get("common") or {}), **(ci.get(path.name[:2]) or {})}
+    declared = notebook_parameters(path)
+    for name, value in wanted.items():
+        if name in declared and name != "device":  # device: "auto" in the notebook resolves to cpu in CI
+            assert declared[name] == value, f"{name}: notebook {declared[name]!r} vs ci.yaml {value!r}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_first_code_cell_installs_on_colab_only(path):
+    nb = nbformat.read(str(path), as_version=4)
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert '"google.colab" in sys.modules' in first.source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_outputs_are_small(path):
+    """At most two figures of ≤ 150 kB each and no long text outputs (run `make strip`)."""
+    assert path.stat().st_size < 600_000
+    nb = json.loads(path.read_text())
+    images = 0
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            png = out.get("data", {}).get("image/png")
+            if png:
+                images += 1
+                assert len(base64.b64decode(png)) <= 150_000
+            assert len("".join(out.get("text", ""))) <= 4100
+    assert images <= 2
