@@ -1,5 +1,8 @@
 # clip2gan — the two commands are `make demo` and `make test` (see README.md).
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# pip on these machines warns about every missing local index folder; keep the log readable.
+QUIET := 2>&1 | { grep -v "^WARNING: Location" || true; }
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -15,9 +18,9 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@echo "== clip2gan set-up: creating $(VENV) (torch first, then the package) =="
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --upgrade pip $(QUIET)
+	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1" $(QUIET)
+	$(PY) -m pip install --quiet -e ".[dev]" $(QUIET)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (clip2gan)" >/dev/null
 	@touch $(STAMP)
 	@echo "== set-up done: $$(du -sh $(VENV) | cut -f1) in $(VENV) =="
