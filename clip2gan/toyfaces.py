@@ -216,7 +216,7 @@ def _draw_face(draw: ImageDraw.ImageDraw, attrs: dict[str, Any], rng: np.random.
     hairline = fy0 + 2
 
     # shoulders and neck
-    shirt = _jitter_color(rng, _SHIRTS[_variant(rng, len(_SHIRTS))] if rng is not None else _SHIRTS[0])
+    shirt = _jitter_color(rng, _SHIRTS[_variant(rng, len(_SHIRTS))])
     # long hair behind the head
     if attrs["hair_length"] == "long":
         v = _variant(rng, 3)
@@ -497,8 +497,10 @@ def caption(attrs: dict[str, Any], rng: np.random.Generator, return_mentioned: b
         if name in chosen:
             clauses.append(_pick(rng, _CLAUSES[name][attrs[name]]))
     if "skin" in chosen:
-        word = _pick(rng, _SKIN_WORDS[attrs["skin"]])
-        clauses.append(("has", f"{word} skin") if rng.random() < 0.7 else ("is", f"{word}-skinned"))
+        if rng.random() < 0.7:
+            clauses.append(("has", f"{_pick(rng, _SKIN_WORDS[attrs['skin']])} skin"))
+        else:  # "fair-skinned", "tan-skinned", "dark-skinned"
+            clauses.append(("is", f"{_pick(rng, _SKIN_WORDS[attrs['skin']][:2 if attrs['skin'] == 'pale' else 1])}-skinned"))
     if "background" in chosen:
         color = attrs["background"]
         if rng.random() < 0.3:
@@ -778,13 +780,16 @@ class _WorldNet(nn.Module):
         return outs
 
     def features(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        """Penultimate features `[N, feature_dim]` (e.g. for a Fréchet distance in toy feature space)."""
-        outs = self._batched(images, self.trunk, batch_size)
+        """Penultimate features `[N, feature_dim]` on the CPU (e.g. for a Fréchet distance in toy
+        feature space; 00_setup.ipynb). No gradients; inputs are validated with `check_images`."""
+        outs = self._batched(images, lambda x: self.trunk(x).cpu(), batch_size)
         return torch.cat(outs) if outs else torch.empty(0, self.config["feature_dim"])
 
     @classmethod
     def from_pretrained(cls, path_or_name: str | None = None, device: str | torch.device = "cpu"):
-        """Load shipped weights by artefact name (`clip2gan.hub.resolve`) or from a file path."""
+        """Load weights by artefact name (`clip2gan.hub.resolve`: data/, env var, cache) or file path,
+        in eval mode on `device` (00_setup.ipynb). `model.meta` holds the file's config (the command
+        that trained it, its measured metrics)."""
         from .checkpoint import load_safetensors
         from .hub import resolve
 
@@ -878,8 +883,8 @@ class ToyIdentityNet(_WorldNet):
         return F.normalize(self.embed_head(self.trunk(images)), dim=-1)  # [N, embed_dim]
 
     def embed(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        """Validated, no-grad embeddings `[N, embed_dim]` with unit norm."""
-        outs = self._batched(images, self, batch_size)
+        """Validated, no-grad embeddings `[N, embed_dim]` with unit norm, on the CPU."""
+        outs = self._batched(images, lambda x: self(x).cpu(), batch_size)
         return torch.cat(outs) if outs else torch.empty(0, self.config["embed_dim"])
 
     def cosine_logits(self, emb: torch.Tensor) -> torch.Tensor:
