@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.clip2gan-installed
 PROFILE ?= toyfaces
-PARAMS ?= ci
+PARAMS ?= demo
 
 .PHONY: setup demo test unit notebooks bench app clean-outputs strip
 
