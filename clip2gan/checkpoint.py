@@ -27,6 +27,8 @@ __all__ = [
     "save_safetensors",
     "load_safetensors",
     "config_path",
+    "save_state",
+    "load_state",
 ]
 
 _CONFIG_KEY = "clip2gan_config"
@@ -122,3 +124,56 @@ def load_safetensors(
     except json.JSONDecodeError as err:
         raise CorruptCheckpoint(f"{path}: its config metadata is not valid JSON ({err})") from None
     return state, config
+
+
+# -- nested training state (models, optimisers, RNGs) in one safetensors file ------------------
+
+_TENSOR_REF = "__tensor__"
+
+
+def _flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, torch.Tensor):
+        key = prefix or "tensor"
+        tensors[key] = obj
+        return {_TENSOR_REF: key}
+    if isinstance(obj, dict):
+        return {"__dict__": [[k, _flatten(v, f"{prefix}.{k}" if prefix else str(k), tensors)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        items = [_flatten(v, f"{prefix}.{i}" if prefix else str(i), tensors) for i, v in enumerate(obj)]
+        return {"__tuple__": items} if isinstance(obj, tuple) else items
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} at '{prefix}' in a checkpoint (tensors and JSON values only)")
+
+
+def _unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, dict):
+        if _TENSOR_REF in obj:
+            return tensors[obj[_TENSOR_REF]]
+        if "__dict__" in obj:
+            return {k: _unflatten(v, tensors) for k, v in obj["__dict__"]}
+        if "__tuple__" in obj:
+            return tuple(_unflatten(v, tensors) for v in obj["__tuple__"])
+        return {k: _unflatten(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_unflatten(v, tensors) for v in obj]
+    return obj
+
+
+def save_state(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Save a nested dict of tensors and JSON values (model and optimiser state dicts, RNG states,
+    counters) to one safetensors file, atomically. Dict keys may be ints (optimiser state)."""
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = _flatten(state, "", tensors)
+    return save_safetensors(tensors, path, {"state": skeleton}, write_json=False)
+
+
+def load_state(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Inverse of `save_state`; `CorruptCheckpoint` if the file is damaged."""
+    tensors, config = load_safetensors(path, device=device)
+    if "state" not in config:
+        raise CorruptCheckpoint(f"{path} holds no training state (written by save_safetensors, not save_state?)")
+    try:
+        return _unflatten(config["state"], tensors)
+    except KeyError as err:
+        raise CorruptCheckpoint(f"{path}: tensor {err} is referenced but missing") from None
