@@ -1,0 +1,212 @@
+"""The toy StyleGAN2 training recipe: losses, R1, EMA, exact resume, damaged checkpoints, export.
+
+Every test trains a tiny network: 8 px (two synthesis blocks: enough to exercise upsampling, the
+resnet D block and the epilogue), channel_max 16 and z/w 16 (a step takes milliseconds), batch 4
+(one minibatch-std group of 4). The whole file runs in a few seconds on one core.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from clip2gan.checkpoint import CorruptCheckpoint
+from clip2gan.stylegan2_training import (
+    C_DIM,
+    TrainConfig,
+    Trainer,
+    _confident,
+    _frequencies,
+    attributes_to_c,
+    build_networks,
+    ema_beta,
+    evaluate,
+    export_generator,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    load_generator,
+    main,
+    r1_penalty,
+    train,
+    update_ema,
+)
+from clip2gan.toyfaces import ATTRIBUTES, sample_attributes
+
+
+def tiny_cfg(**kw) -> TrainConfig:
+    # 8 px / 16 channels / z,w 16 / batch 4: milliseconds per step. Both regularisers every 2 steps and
+    # PL switched on, so a 4-step run crosses every code path (R1, PL, style mixing, EMA ramp-up).
+    base = dict(resolution=8, channel_base=64, channel_max=16, z_dim=16, w_dim=16, batch=4,
+                D_reg_interval=2, pl_weight=2.0, G_reg_interval=2, style_mixing_prob=0.9, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+RUN = dict(progress=False, keep_history=True, log_every=1, grid_every=0, snapshot_kimg=None, threads=None)
+
+
+def test_labels_layout():
+    attrs = sample_attributes(np.random.default_rng(0))
+    attrs.update(hair_length="bald", hair_color=None, bangs="no")
+    c = attributes_to_c([attrs])
+    assert c.shape == (1, C_DIM) == (1, sum(len(v) for v in ATTRIBUTES.values()))
+    assert c[0, :5].sum() == 0  # bald: the hair-colour block is all zeros
+    assert c.sum() == len(ATTRIBUTES) - 1  # one hot per other attribute
+
+
+def test_few_steps_losses_finite(tmp_path):
+    t = train(tmp_path / "run", steps=3, cfg=tiny_cfg(), **RUN)
+    assert [h["step"] for h in t.history] == [1, 2, 3]
+    for h in t.history:
+        assert all(np.isfinite(v) for v in h.values()), h
+    assert "r1_penalty" in t.history[0] and "pl_penalty" in t.history[0]  # step 0 runs both regularisers
+    assert (tmp_path / "run" / "grids" / "reals.png").is_file()
+    assert list_checkpoints(tmp_path / "run")[0][0] == 3  # a checkpoint at the end
+
+
+def test_r1_matches_direct_autograd():
+    # float32: the networks compute their epilogue in float32 whatever the input dtype
+    torch.manual_seed(0)
+    _, D = build_networks(tiny_cfg())
+    real = torch.randn(4, 3, 8, 8)
+    c = attributes_to_c([sample_attributes(np.random.default_rng(i)) for i in range(4)])
+    penalty, logits = r1_penalty(D, real, c)
+    # direct: the Jacobian of the summed logits w.r.t. the whole batch (minibatch-std couples samples)
+    jac = torch.autograd.functional.jacobian(lambda x: D(x, c).sum(), real)
+    assert torch.allclose(penalty, jac.square().sum(dim=[1, 2, 3]), rtol=1e-5, atol=1e-9)
+    # and independently of autograd: a central difference along a random direction (float64 sums;
+    # float32 round-off and leaky-ReLU kinks limit its accuracy to about 1 %, hence rel=3e-2)
+    v = torch.randn_like(real)
+    eps = 1e-3
+    with torch.no_grad():
+        fd = (D(real + eps * v, c).double().sum() - D(real - eps * v, c).double().sum()) / (2 * eps)
+    assert float(fd) == pytest.approx(float((jac.double() * v.double()).sum()), rel=3e-2)
+    # the penalty is differentiable w.r.t. D's weights (needed for the lazy R1 step)
+    penalty.sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in D.parameters())
+
+
+def test_ema_formula():
+    assert ema_beta(0, 16, 5.0, 0.05) == 0.0  # ramp-up: G_ema starts as a copy of G
+    assert ema_beta(10**7, 16, 5.0, 0.05) == pytest.approx(0.5 ** (16 / 5000))  # the half-life of 5 kimg
+    assert ema_beta(1000, 16, 5.0, 0.05) == pytest.approx(0.5 ** (16 / 50))  # min(5000, 1000 * 0.05)
+    assert ema_beta(1000, 16, 5.0, None) == pytest.approx(0.5 ** (16 / 5000))
+    a, b = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    with torch.no_grad():
+        a.weight.copy_(torch.tensor([1.0, 2.0, 3.0]))
+        b.weight.copy_(torch.tensor([3.0, 2.0, 1.0]))
+        b.running_mean.fill_(7.0)
+    update_ema(a, b, 0.25)  # a = b + 0.25 (a - b)
+    assert torch.allclose(a.weight, torch.tensor([2.5, 2.0, 1.5]))
+    assert torch.equal(a.running_mean, b.running_mean)  # buffers copied, not averaged
+
+
+def test_resume_reproduces_uninterrupted_run(tmp_path):
+    straight = train(tmp_path / "a", steps=4, cfg=tiny_cfg(), **RUN)
+    train(tmp_path / "b", steps=2, cfg=tiny_cfg(), **RUN)
+    resumed = train(tmp_path / "b", steps=4, cfg=tiny_cfg(), resume=True, **RUN)
+    assert [h["step"] for h in resumed.history] == [3, 4]
+    assert resumed.history == straight.history[2:]  # the same losses, bit for bit
+    for name in ("G", "D", "G_ema"):
+        sa, sb = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
+        assert all(torch.equal(sa[k], sb[k]) for k in sa), name
+
+
+def test_damaged_checkpoint_detected_and_previous_used(tmp_path):
+    run = tmp_path / "run"
+    train(run, steps=2, cfg=tiny_cfg(), checkpoint_every=1, **RUN)
+    (step2, newest), (step1, older) = list_checkpoints(run)[:2]
+    assert (step2, step1) == (2, 1)
+    good = newest.read_bytes()
+    newest.write_bytes(good[: len(good) // 2])  # truncated, as by a full disk or a copy cut short
+    with pytest.raises(CorruptCheckpoint, match="not a readable safetensors"):
+        load_checkpoint(newest)
+    with pytest.warns(UserWarning, match="previous good checkpoint"):
+        path, _, config = latest_checkpoint(run)
+    assert path == older and config["step"] == 1
+    # a flipped byte in the tensor data (the file still parses): caught by the checksum
+    bad = bytearray(good)
+    bad[-5] ^= 0xFF
+    newest.write_bytes(bytes(bad))
+    with pytest.raises(CorruptCheckpoint, match="checksum"):
+        load_checkpoint(newest)
+    with pytest.warns(UserWarning):
+        t = Trainer(run, resume=True)
+    assert t.step == 1
+    assert any(json.loads(line).get("event") == "damaged_checkpoint" for line in (run / "log.jsonl").read_text().splitlines())
+    older.write_bytes(b"not a checkpoint")
+    with pytest.raises(CorruptCheckpoint, match="every checkpoint"):
+        latest_checkpoint(run)
+
+
+def test_export_load_round_trip(tmp_path):
+    t = train(tmp_path / "run", steps=2, cfg=tiny_cfg(), **RUN)
+    path = export_generator(t.G_ema, tmp_path / "g.safetensors")
+    assert json.loads(path.with_suffix(".json").read_text())["init_kwargs"]["z_dim"] == 16
+    G = load_generator(path)
+    ref = build_networks(t.cfg)[0].eval()  # G_ema with its weights rounded to fp16, as stored
+    ref.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in t.G_ema.state_dict().items()})
+    z = torch.randn(4, 16, generator=torch.Generator().manual_seed(0))
+    c = attributes_to_c([sample_attributes(np.random.default_rng(i)) for i in range(4)])
+    with torch.no_grad():
+        assert torch.equal(G(z, c, noise_mode="const"), ref(z, c, noise_mode="const"))
+        assert torch.equal(load_generator(path)(z, c, noise_mode="const"), G(z, c, noise_mode="const"))
+
+
+def test_cli_train_resume_export(tmp_path):
+    run, out = tmp_path / "run", tmp_path / "export.safetensors"
+    arch = ["--resolution", "8", "--channel-base", "64", "--channel-max", "16", "--z-dim", "16", "--w-dim", "16",
+            "--batch", "4"]
+    common = ["--out", str(run), "--no-progress", "--no-eval", "--threads", "1", "--grid-every", "0"]
+    assert main(common + arch + ["--steps", "1"]) == 0
+    assert main(common + ["--resume", "--steps", "2", "--r1-gamma", "0.05"]) == 0  # loss settings may change
+    cfg = load_checkpoint(list_checkpoints(run)[0][1])[1]
+    assert cfg["step"] == 2 and cfg["train_config"]["r1_gamma"] == 0.05
+    with pytest.raises(ValueError, match="architecture"):
+        main(common + ["--resume", "--steps", "3", "--channel-max", "32"])
+    assert main(["export", "--run", str(run), "--out", str(out)]) == 0
+    assert load_generator(out).z_dim == 16
+
+
+class _FakeClassifier:
+    """Reads attributes back perfectly from images that encode their labels (see the test)."""
+
+    def __init__(self, proba):
+        self.proba = proba
+
+    def predict_proba(self, images):
+        return {a: p[: len(images)] for a, p in self.proba.items()}
+
+    def features(self, images):
+        return images.flatten(1)[:, :8]
+
+
+def test_bar_rules_bald_and_frequencies():
+    proba = {a: torch.zeros(2, len(v)) for a, v in ATTRIBUTES.items()}
+    for a in ATTRIBUTES:
+        proba[a][:, 0] = 1.0
+    proba["hair_length"][0] = torch.tensor([1.0, 0.0, 0.0])  # face 0 read as bald ...
+    proba["hair_length"][1] = torch.tensor([0.0, 1.0, 0.0])  # ... face 1 has short hair
+    proba["hair_color"][:] = torch.tensor([0.5, 0.5, 0.0, 0.0, 0.0])  # unsure hair colour on both
+    conf = _confident(proba)
+    assert conf.tolist() == [True, False]  # hair colour not counted where read bald
+    freq = _frequencies(proba)
+    assert freq["hair_length"] == [0.5, 0.5, 0.0]
+    assert sum(freq["hair_color"]) == pytest.approx(1.0)  # over the one non-bald face only
+
+
+def test_evaluate_plumbing():
+    # a random tiny G and a stand-in classifier: checks the report's fields, not the numbers
+    torch.manual_seed(0)
+    G = build_networks(tiny_cfg(resolution=32, channel_base=128, channel_max=8))[0].eval()
+    n = 40
+    proba = {a: torch.softmax(torch.randn(n, len(v)), 1) for a, v in ATTRIBUTES.items()}
+    res = evaluate(G, n=n, seed=0, classifier=_FakeClassifier(proba), n_fid=n)
+    assert 0 <= res["confident"] <= 1 and 0 <= res["cond_all"] <= 1
+    assert set(res["cond_accuracy"]) == set(ATTRIBUTES)
+    assert res["freq_max_dev"] >= 0 and np.isfinite(res["fid"])
