@@ -1,0 +1,135 @@
+"""The mapping network M: a CLIP feature to a StyleGAN2 w+ code (03_mapping_network.ipynb).
+
+Paper §3.1: "a 12-layer fully connected layer with each layer post-connected to the activation
+layer Leaky ReLU", 512-d CLIP feature in, 18 × 512 w+ code out (eq. 3: z = M(f)). Only the depth,
+the activation and the input/output sizes are given (DESIGN §1, ambiguity 6). Our choices:
+
+Widths. Eleven hidden layers of `hidden_dim = 512` (the CLIP width and StyleGAN's w width), then
+one layer `hidden_dim -> num_ws * w_dim` that emits all w+ rows at once, reshaped to
+`[N, num_ws, w_dim]`. One shared trunk with a joint last layer lets each w+ row (coarse pose/shape
+rows, fine colour rows) be a different function of the feature, which the paper's 18 × 512
+output requires, at 4.7 M of the 7.6 M parameters (paper config 512 -> 18 × 512, 12 layers:
+7,617,024 parameters; `paper_parameter_count()`).
+
+Layers. StyleGAN2's own `FullyConnectedLayer` (from `clip2gan.stylegan2`): equalised learning rate
+(weights stored N(0, 1), scaled by `lr_multiplier / sqrt(fan_in)` at run time), zero bias, and
+LeakyReLU(0.2) with gain sqrt(2) after *every* layer, the last one included (the paper's wording;
+LeakyReLU is a bijection, so the last activation does not restrict the codes M can emit, and
+StyleGAN's own w is also the output of a LeakyReLU layer). The paper's optimiser settings (Adam,
+lr 2e-3) are StyleGAN2's, which assume equalised learning rate; with plain `nn.Linear` the same
+learning rate would be a much larger relative step for 512-wide layers. `lr_multiplier = 1` (not
+StyleGAN's 0.01 for its own mapping network): M is the only network being trained and must move.
+
+Input. The CLIP feature is scaled to unit mean square (StyleGAN's `normalize_2nd_moment`), so M
+sees the same input scale whether the feature was L2-normalised (norm 1), unnormalised (open_clip's
+raw output) or perturbed by the diversity noise.
+
+Output offset (`offset_w_avg=True`, default). M predicts a residual around the generator's average
+latent: `ws = w_avg + M_net(f)`, with `w_avg = G.mapping.w_avg` stored as a buffer. StyleGAN2's good
+images live near `w_avg` (the centre of the truncation trick); a freshly initialised network
+outputs codes near the origin, which for a real generator are far from `w_avg` and decode to
+artefacts. With the offset, the untrained M already produces the average face and training starts
+from a meaningful reconstruction (pSp and e4e add the average latent to their encoders' outputs
+for the same reason). The last layer is initialised `last_init_scale = 0.1` times smaller, so the
+untrained residual is small (per-coordinate RMS about 0.1) and the untrained codes lie close to
+`w_avg`; `03_mapping_network.ipynb` measures the distance with and without the offset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .stylegan2 import FullyConnectedLayer, normalize_2nd_moment
+
+__all__ = ["MappingNetwork", "paper_parameter_count"]
+
+
+class MappingNetwork(nn.Module):
+    """CLIP feature f `[N, in_dim]` -> w+ code `[N, num_ws, w_dim]` (03_mapping_network.ipynb).
+
+    in_dim: CLIP embedding size (512 for ViT-B/16 and ViT-B/32); num_ws, w_dim: the generator's
+    (`G.num_ws`, `G.w_dim`; 18 and 512 at 1024 px); n_layers: fully connected layers (paper: 12;
+    Table 3 also tries 4 and 8); hidden_dim: width of the hidden layers (512);
+    lr_multiplier: equalised-learning-rate multiplier of every layer (1);
+    w_avg: `[w_dim]` initial value of the `w_avg` buffer (e.g. `G.mapping.w_avg`; zeros if None);
+    offset_w_avg: add `w_avg` to the output (True; see the module docstring);
+    last_init_scale: scale of the last layer's initial weights (0.1: untrained outputs near w_avg).
+    """
+
+    def __init__(self, in_dim: int, num_ws: int, w_dim: int, n_layers: int = 12, hidden_dim: int = 512,
+                 lr_multiplier: float = 1.0, w_avg: torch.Tensor | None = None, offset_w_avg: bool = True,
+                 normalize_input: bool = True, last_init_scale: float = 0.1):
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        if min(in_dim, num_ws, w_dim, hidden_dim) < 1:
+            raise ValueError(f"sizes must be positive: in_dim={in_dim}, num_ws={num_ws}, w_dim={w_dim}, "
+                             f"hidden_dim={hidden_dim}")
+        self.in_dim, self.num_ws, self.w_dim = int(in_dim), int(num_ws), int(w_dim)
+        self.n_layers, self.hidden_dim = int(n_layers), int(hidden_dim)
+        self.lr_multiplier = float(lr_multiplier)
+        self.offset_w_avg = bool(offset_w_avg)
+        self.normalize_input = bool(normalize_input)
+        self.last_init_scale = float(last_init_scale)
+
+        widths = [self.in_dim] + [self.hidden_dim] * (self.n_layers - 1) + [self.num_ws * self.w_dim]
+        for i in range(self.n_layers):
+            layer = FullyConnectedLayer(widths[i], widths[i + 1], activation="lrelu", lr_multiplier=self.lr_multiplier)
+            setattr(self, f"fc{i}", layer)
+        with torch.no_grad():
+            getattr(self, f"fc{self.n_layers - 1}").weight.mul_(self.last_init_scale)
+
+        self.register_buffer("w_avg", torch.zeros([self.w_dim]))
+        if w_avg is not None:
+            self.set_w_avg(w_avg)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-friendly; what a checkpoint records besides the state dict)."""
+        return {"in_dim": self.in_dim, "num_ws": self.num_ws, "w_dim": self.w_dim, "n_layers": self.n_layers,
+                "hidden_dim": self.hidden_dim, "lr_multiplier": self.lr_multiplier,
+                "offset_w_avg": self.offset_w_avg, "normalize_input": self.normalize_input,
+                "last_init_scale": self.last_init_scale}
+
+    @classmethod
+    def for_generator(cls, G: nn.Module, in_dim: int = 512, **kwargs: Any) -> "MappingNetwork":
+        """An M sized for generator `G` (`G.num_ws`, `G.w_dim`) with `w_avg = G.mapping.w_avg`."""
+        w_avg = getattr(getattr(G, "mapping", None), "w_avg", None)
+        return cls(in_dim, int(G.num_ws), int(G.w_dim), w_avg=w_avg, **kwargs)
+
+    def set_w_avg(self, w_avg: torch.Tensor) -> "MappingNetwork":
+        """Copy the generator's average latent `[w_dim]` into the `w_avg` buffer."""
+        w_avg = torch.as_tensor(w_avg).detach()
+        if tuple(w_avg.shape) != (self.w_dim,):
+            raise ValueError(f"w_avg must be [{self.w_dim}], got {tuple(w_avg.shape)}")
+        self.w_avg.copy_(w_avg.to(self.w_avg))
+        return self
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        """f: `[N, in_dim]` -> ws `[N, num_ws, w_dim]` (eq. 3)."""
+        if f.ndim != 2 or f.shape[1] != self.in_dim:
+            raise ValueError(f"MappingNetwork expects features [N, {self.in_dim}], got {tuple(f.shape)}")
+        x = f.float()
+        if self.normalize_input:
+            x = normalize_2nd_moment(x)
+        for i in range(self.n_layers):
+            x = getattr(self, f"fc{i}")(x)
+        ws = x.view(-1, self.num_ws, self.w_dim)
+        if self.offset_w_avg:
+            ws = ws + self.w_avg
+        return ws
+
+    def extra_repr(self) -> str:
+        return (f"in_dim={self.in_dim}, num_ws={self.num_ws}, w_dim={self.w_dim}, n_layers={self.n_layers}, "
+                f"hidden_dim={self.hidden_dim}, offset_w_avg={self.offset_w_avg}")
+
+
+def paper_parameter_count(in_dim: int = 512, num_ws: int = 18, w_dim: int = 512, n_layers: int = 12,
+                          hidden_dim: int = 512) -> int:
+    """Parameters of M without building it (weights + biases): 7,617,024 for the paper's config
+    (512 -> 18 × 512, 12 layers, hidden 512). (03_mapping_network.ipynb)"""
+    widths = [in_dim] + [hidden_dim] * (n_layers - 1) + [num_ws * w_dim]
+    return sum(a * b + b for a, b in zip(widths[:-1], widths[1:]))
