@@ -153,7 +153,7 @@ class LPIPSLoss(nn.Module):
       w_l = 1, `lpips`'s `lpips=False` form, using its `normalize_tensor`). Why: the toy world has
       no ImageNet network offline; a randomly initialised AlexNet is a fixed random-feature distance,
       close to a low-level pixel metric rather than a perceptual one (Zhang et al. 2018 report
-      random networks far below trained ones), and at 32 px AlexNet's stride-4 11×11 first layer
+      random-weight networks well below trained ones), and at 32 px AlexNet's stride-4 11×11 first layer
       leaves 7×7, then 3×3 and 1×1 maps. The toy CLIP is the only network trained on this world
       that is not an evaluation instrument (the attribute classifier must never be a training
       loss), and it sees the 32 px images at full resolution (8×8 token maps). It is the same
