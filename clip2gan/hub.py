@@ -361,3 +361,39 @@ PROFILES: dict[str, dict[str, Any]] = {
     "lsunchurch": {"description": "LSUN church (no identity loss)", "clip": "ViT-B-16-quickgelu/openai",
                    "artifacts": ["stylegan2-lsunchurch", "inception-fid"]},
 }
+
+# StyleGAN2 generators (clip2gan.stylegan2.load_nvidia_pkl / load_generator read them without running
+# pickle code). NVIDIA publishes no checksums for these files: sha256 is not recorded.
+_NV_LICENCE = "NVIDIA Source Code License-NC (non-commercial)"
+register(Artifact(
+    "stylegan2-ffhq-1024", "stylegan2-ffhq-1024x1024.pkl",
+    url="https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan2/versions/1/files/stylegan2-ffhq-1024x1024.pkl",
+    licence=_NV_LICENCE,
+    description="NVIDIA StyleGAN2 config-f, FFHQ 1024x1024 (18 x 512 w+), stylegan3-repository pickle (ffhq profile)",
+))
+register(Artifact(
+    "stylegan2-ffhq-256", "ffhq-res256-mirror-paper256-noaug.pkl",
+    url="https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/transfer-learning-source-nets/"
+        "ffhq-res256-mirror-paper256-noaug.pkl",
+    licence=_NV_LICENCE,
+    description="NVIDIA StyleGAN2 paper256 config (channel_base 16384), FFHQ 256x256 (14 x 512 w+), stylegan2-ada-pytorch pickle",
+))
+register(Artifact(
+    "stylegan2-afhqcat", "afhqcat.pkl",
+    url="https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/afhqcat.pkl",
+    licence=_NV_LICENCE,
+    description="NVIDIA StyleGAN2-ADA, AFHQ Cat 512x512 (16 x 512 w+), stylegan2-ada-pytorch pickle (afhqcat profile)",
+))
+register(Artifact(
+    "stylegan2-afhqdog", "afhqdog.pkl",
+    url="https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/afhqdog.pkl",
+    licence=_NV_LICENCE,
+    description="NVIDIA StyleGAN2-ADA, AFHQ Dog 512x512 (16 x 512 w+), stylegan2-ada-pytorch pickle (afhqdog profile)",
+))
+register(Artifact(
+    "stylegan2-lsunchurch", "stylegan2-church-config-f.pkl",
+    url="https://nvlabs-fi-cdn.nvidia.com/stylegan2/networks/stylegan2-church-config-f.pkl",
+    licence=_NV_LICENCE,
+    description="NVIDIA StyleGAN2 config-f, LSUN Church 256x256 (14 x 512 w+), original TensorFlow-era pickle "
+                "(lsunchurch profile)",
+))
