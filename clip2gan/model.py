@@ -1,0 +1,221 @@
+"""The assembled CLIP2GAN model: frozen CLIP + trained mapping network M + frozen StyleGAN2 G.
+
+Introduced in 05_training.ipynb and used from 06_generation.ipynb on:
+
+    model = CLIP2GAN.from_pretrained("toyfaces")          # shipped toy CLIP, G and trained M
+    ws = model.encode_image(images)                       # [N, num_ws, w_dim]  = M(C_img(x))
+    ws_t = model.encode_text(prompts)                     # [N, num_ws, w_dim]  = M(C_text(t))
+    rec = model.reconstruct(images)                       # G(M(C_img(x)))
+    imgs = model.generate(prompts, n_per_prompt=4, seed=0)
+    out = model.edit(images, "wearing eyeglasses", beta=1.0)
+
+Images are `[N, 3, H, W]` in [-1, 1]; `encode_image` accepts any H, W (CLIP resizes them).
+A mapping checkpoint (`save_mapping`) stores M's weights with a JSON config that names the world
+it was trained in (profile, CLIP, generator), so `from_checkpoint` can rebuild the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from . import hub
+from .checkpoint import load_safetensors, save_safetensors
+from .clip_encoder import ClipEncoder
+from .mapping import MappingNetwork
+
+__all__ = ["CLIP2GAN", "build_clip", "load_generator_for_profile", "save_mapping", "load_mapping", "MAPPING_FORMAT"]
+
+MAPPING_FORMAT = "clip2gan.mapping"
+
+_PROFILE_GENERATORS = {
+    "toyfaces": "toyfaces-stylegan2",
+    "ffhq": "stylegan2-ffhq-1024",
+    "afhqcat": "stylegan2-afhqcat",
+    "afhqdog": "stylegan2-afhqdog",
+    "lsunchurch": "stylegan2-lsunchurch",
+}
+
+
+def load_generator_for_profile(profile: str, device: str | torch.device = "cpu", generator: str | None = None):
+    """The frozen StyleGAN2 generator of a world: the shipped toy G (safetensors) or an NVIDIA pickle."""
+    from . import stylegan2
+
+    name = generator or _PROFILE_GENERATORS.get(profile)
+    if name is None:
+        raise ValueError(f"unknown profile {profile!r}; known: {sorted(_PROFILE_GENERATORS)}")
+    path = hub.resolve(name)
+    if path.suffix == ".safetensors":
+        G = stylegan2.load(path, device=device)
+    else:
+        G = stylegan2.load_generator(path, device=device)
+    G.eval().requires_grad_(False)
+    return G
+
+
+def build_clip(world: dict[str, Any], device: str | torch.device = "cpu") -> ClipEncoder:
+    """The frozen CLIP of a world record (`profile`, and optionally `clip`, `clip_model`, `clip_pretrained`)."""
+    if world["profile"] == "toyfaces" and not world.get("clip_model"):
+        from . import toyclip
+
+        model, tokenizer = toyclip.load(world.get("clip") or "toyfaces-clip", device=device)
+        return ClipEncoder(model, tokenizer, name=str(world.get("clip") or "toyfaces-clip"))
+    return ClipEncoder.from_profile(world["profile"], device=device, clip_model=world.get("clip_model"),
+                                    pretrained=world.get("clip_pretrained"))
+
+
+def save_mapping(M: MappingNetwork, path: str | os.PathLike, world: dict[str, Any], extra: dict[str, Any] | None = None,
+                 half: bool = False) -> Path:
+    """Save M (safetensors) with its config and the world it maps into (profile, clip, generator)."""
+    config = {"format": MAPPING_FORMAT, "version": 1, "mapping": M.config, "world": world, **(extra or {})}
+    return save_safetensors(M.state_dict(), path, config, half=half)
+
+
+def load_mapping(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[MappingNetwork, dict[str, Any]]:
+    """Load a mapping network written by `save_mapping`; returns (M, config)."""
+    state, config = load_safetensors(path)
+    if config.get("format") != MAPPING_FORMAT:
+        raise ValueError(f"{path} is not a clip2gan mapping checkpoint (format {config.get('format')!r})")
+    M = MappingNetwork(**config["mapping"])
+    M.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    return M.to(device).eval(), config
+
+
+class CLIP2GAN(nn.Module):
+    """CLIP (frozen) → M → StyleGAN2 synthesis (frozen) (05_training.ipynb).
+
+    clip: a `ClipEncoder`; mapping: a `MappingNetwork` with `in_dim == clip.embed_dim` and
+    `(num_ws, w_dim)` equal to G's; generator: a StyleGAN2 `Generator` (only `.synthesis` is used).
+    text_correction: None (the paper: text features go into M as they are) or 'recentre' (DESIGN §1
+    ambiguity 4: move text features from the text cone to the image cone, using `image_mean` and
+    `text_mean`, the mean CLIP features of training images and of a prompt vocabulary).
+    """
+
+    def __init__(self, clip: ClipEncoder, mapping: MappingNetwork, generator: nn.Module, profile: str = "custom",
+                 text_correction: str | None = None, image_mean: torch.Tensor | None = None,
+                 text_mean: torch.Tensor | None = None, noise_mode: str = "const"):
+        super().__init__()
+        if mapping.in_dim != clip.embed_dim:
+            raise ValueError(f"M takes {mapping.in_dim}-d features but the CLIP gives {clip.embed_dim}-d")
+        if (mapping.num_ws, mapping.w_dim) != (generator.num_ws, generator.w_dim):
+            raise ValueError(f"M writes [{mapping.num_ws}, {mapping.w_dim}] but G takes "
+                             f"[{generator.num_ws}, {generator.w_dim}]")
+        if text_correction not in (None, "recentre"):
+            raise ValueError(f"text_correction must be None or 'recentre', got {text_correction!r}")
+        self.clip, self.mapping, self.generator = clip, mapping, generator
+        self.profile = profile
+        self.text_correction = text_correction
+        self.noise_mode = noise_mode
+        dim = clip.embed_dim
+        self.register_buffer("image_mean", torch.zeros(dim) if image_mean is None else image_mean.detach().float().cpu())
+        self.register_buffer("text_mean", torch.zeros(dim) if text_mean is None else text_mean.detach().float().cpu())
+        self.generator.requires_grad_(False).eval()
+        self.mapping.eval()
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, profile: str = "toyfaces", device: str | torch.device = "cpu",
+                        mapping: str | os.PathLike | None = None, **kwargs: Any) -> "CLIP2GAN":
+        """The shipped world of `profile` with a trained M ('toyfaces': everything from `data/`).
+
+        mapping: a mapping checkpoint path or hub name (default `<profile>-mapping`).
+        """
+        from .runtime import pick_device
+
+        device = pick_device(device)
+        path = hub.resolve(mapping or f"{profile}-mapping")
+        return cls.from_checkpoint(path, device=device, **kwargs)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu", **kwargs: Any) -> "CLIP2GAN":
+        """Rebuild a model from a mapping checkpoint or a training run folder (`runs/NAME`)."""
+        from .runtime import pick_device
+
+        device = pick_device(device)
+        path = Path(path)
+        if path.is_dir():
+            path = path / "mapping.safetensors"
+        M, config = load_mapping(path, device=device)
+        world = config["world"]
+        clip = build_clip(world, device)
+        G = load_generator_for_profile(world["profile"], device=device, generator=world.get("generator"))
+        stats = config.get("feature_means", {})
+        opts = {"text_correction": config.get("text_correction")}
+        opts.update(kwargs)
+        model = cls(clip, M, G, profile=world["profile"],
+                    image_mean=torch.tensor(stats["image"]) if "image" in stats else None,
+                    text_mean=torch.tensor(stats["text"]) if "text" in stats else None, **opts)
+        return model.to(device).eval()
+
+    # -- properties --------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.image_mean.device
+
+    @property
+    def resolution(self) -> int:
+        return int(self.generator.img_resolution)
+
+    @property
+    def num_ws(self) -> int:
+        return int(self.generator.num_ws)
+
+    @property
+    def w_dim(self) -> int:
+        return int(self.generator.w_dim)
+
+    # -- the maps ----------------------------------------------------------------------------
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """C_img(x): `[N, 3, H, W]` in [-1, 1] → `[N, D]` unit vectors."""
+        return self.clip.encode_image(images.to(self.device))
+
+    def text_features(self, prompts: Sequence[str] | str, correction: str | None | bool = True) -> torch.Tensor:
+        """C_text(t) → `[N, D]`; with the model's text correction unless `correction=False`."""
+        f = self.clip.encode_text(prompts)
+        mode = self.text_correction if correction is True else (correction or None)
+        if mode == "recentre":
+            from .clip_encoder import recentre
+
+            f = recentre(f, self.image_mean, self.text_mean)
+        return f
+
+    def map(self, features: torch.Tensor) -> torch.Tensor:
+        """M: `[N, D]` → ws `[N, num_ws, w_dim]`."""
+        return self.mapping(features.to(self.device))
+
+    def synthesize(self, ws: torch.Tensor, noise_mode: str | None = None) -> torch.Tensor:
+        """G: ws `[N, num_ws, w_dim]` → images `[N, 3, R, R]` in ≈[-1, 1]."""
+        if ws.ndim != 3 or tuple(ws.shape[1:]) != (self.num_ws, self.w_dim):
+            raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
+        return self.generator.synthesis(ws.to(self.device), noise_mode=noise_mode or self.noise_mode)
+
+    @torch.no_grad()
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """ws = M(C_img(x)): `[N, 3, H, W]` in [-1, 1] → `[N, num_ws, w_dim]`."""
+        return self.map(self.image_features(images))
+
+    @torch.no_grad()
+    def encode_text(self, prompts: Sequence[str] | str) -> torch.Tensor:
+        """ws = M(C_text(t)): N prompts → `[N, num_ws, w_dim]`."""
+        return self.map(self.text_features(prompts))
+
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """x' = G(M(C_img(x))) at the generator's resolution."""
+        return self.synthesize(self.encode_image(images)).clamp(-1, 1)
+
+    def generate(self, prompts: Sequence[str] | str, n_per_prompt: int = 1, seed: int | None = None, **kwargs: Any):
+        """Text → images `[len(prompts) * n_per_prompt, 3, R, R]` (see `clip2gan.generate.generate`)."""
+        from .generate import generate
+
+        return generate(self, prompts, n_per_prompt=n_per_prompt, seed=seed, **kwargs)
+
+    def edit(self, images: Any, text: str, beta: float = 1.0, space: str = "wplus", layers: Any = None, **kwargs: Any):
+        """Edit images with a text (see `clip2gan.edit.edit_image`)."""
+        from .edit import edit_image
+
+        return edit_image(self, images, text, beta=beta, space=space, layers=layers, **kwargs)
