@@ -109,7 +109,8 @@ __all__ = [
 ]
 
 FORMAT = "clip2gan-stylegan2-train/1"
-EXPORT_FORMAT = "clip2gan-stylegan2-generator/1"
+EXPORT_FORMAT = "clip2gan.stylegan2"  # the format of clip2gan.stylegan2.save / load
+_LEGACY_EXPORT_FORMAT = "clip2gan-stylegan2-generator/1"  # the first snapshots of runs/toyfaces-stylegan2
 DEFAULT_RUN = Path("runs/toyfaces-stylegan2")
 DEFAULT_EXPORT = Path(__file__).resolve().parent.parent / "data" / "toyfaces-stylegan2.safetensors"
 _CKPT_RE = re.compile(r"^ckpt-(\d+)\.safetensors$")
@@ -801,14 +802,18 @@ def train(out_dir: str | os.PathLike = DEFAULT_RUN, steps: Optional[int] = None,
 
 def export_generator(G: torch.nn.Module, path: str | os.PathLike = DEFAULT_EXPORT, extra: Optional[dict] = None,
                      write_json: bool = True) -> Path:
-    """Write a generator alone, fp16, as safetensors + JSON config (`load_generator` reads it back).
+    """Write a generator alone, fp16, as safetensors + JSON config (00_setup.ipynb).
 
-    The JSON holds `class`, `init_kwargs` (the Generator's constructor arguments) and the label layout.
+    The format is `clip2gan.stylegan2.save`'s (so `clip2gan.stylegan2.load` and `load_generator` both
+    read it): `class`, `init_kwargs` (the Generator's constructor arguments), plus the label layout
+    `c_layout` (attribute -> values, the order of the one-hot blocks of c), a checksum of the tensors
+    and whatever `extra` holds (training step, kimg, CPU time).
     """
     config = {
         "format": EXPORT_FORMAT,
+        "version": 1,
         "class": "Generator",
-        "init_kwargs": G.init_kwargs,
+        "init_kwargs": json.loads(json.dumps(G.init_kwargs)),
         "c_layout": {name: list(values) for name, values in _attributes().items()} if G.c_dim else None,
         "dtype": "float16",
         **(extra or {}),
@@ -817,11 +822,12 @@ def export_generator(G: torch.nn.Module, path: str | os.PathLike = DEFAULT_EXPOR
 
 
 def load_generator(path: str | os.PathLike = DEFAULT_EXPORT, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """A Generator written by `export_generator` (fp16 storage → float32 module, eval mode)."""
+    """A Generator written by `export_generator` (fp16 storage -> float32 module, eval mode), checksum
+    verified; its config is attached as `G.meta`."""
     from .stylegan2 import Generator
 
     state, config = _load_checked(Path(path))
-    if config.get("format") != EXPORT_FORMAT:
+    if config.get("format") not in (EXPORT_FORMAT, _LEGACY_EXPORT_FORMAT) or config.get("class") != "Generator":
         raise CorruptCheckpoint(f"{path} is not an exported generator (format {config.get('format')!r})")
     G = Generator(**config["init_kwargs"])
     G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)

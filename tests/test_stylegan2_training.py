@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from clip2gan import stylegan2
 from clip2gan.checkpoint import CorruptCheckpoint
 from clip2gan.stylegan2_training import (
     C_DIM,
@@ -156,6 +157,8 @@ def test_export_load_round_trip(tmp_path):
     with torch.no_grad():
         assert torch.equal(G(z, c, noise_mode="const"), ref(z, c, noise_mode="const"))
         assert torch.equal(load_generator(path)(z, c, noise_mode="const"), G(z, c, noise_mode="const"))
+        # the shipped file is also a plain clip2gan.stylegan2 checkpoint
+        assert torch.equal(stylegan2.load(path)(z, c, noise_mode="const"), G(z, c, noise_mode="const"))
 
 
 def test_cli_train_resume_export(tmp_path):
