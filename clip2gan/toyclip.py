@@ -1,0 +1,710 @@
+"""The toy world's small CLIP: open_clip's own `CLIP` class, a custom config, trained here (01_clip_embedding.ipynb).
+
+No pretrained CLIP can be downloaded where this project is built, so the `toyfaces` profile
+(DESIGN §2) uses a CLIP that this module trains contrastively on captioned toy faces
+(`clip2gan.toyfaces`) with open_clip's `ClipLoss`. The model is an ordinary open_clip model:
+
+    from clip2gan import toyclip
+    toyclip.register()                                   # once; idempotent
+    model = open_clip.create_model("toyfaces-clip")      # random weights, offline
+    tokenizer = open_clip.get_tokenizer("toyfaces-clip")
+    model, tokenizer = toyclip.load()                    # the shipped weights (data/toyfaces-clip.safetensors)
+
+Architecture (`clip2gan/model_configs/toyfaces-clip.json`; 7.78 M parameters, 15.6 MB in float16):
+
+* vision: ViT, 32 px input, 8 px patches (16 tokens + class token), width 128, 4 layers, 4 heads
+  (0.84 M parameters). 8 px rather than 4 px patches: the vision tower costs a quarter as much,
+  which matters on two shared CPU cores, and the linear patch embedding (8·8·3 = 192 pixel values
+  → 128 dimensions) keeps what the bold toy features need;
+* text: causal transformer, context 64 tokens (the longest toy caption is 61 tokens with the start
+  and end tokens, so no caption is cut), width 128, 3 layers, 4 heads, open_clip's BPE vocabulary
+  (49,408 tokens: the embedding table is 6.3 M of the 7.8 M parameters, which is why the text
+  width stays small);
+* joint embedding: `embed_dim = 128` (the toy world has 10 attributes with 2-5 values each:
+  128 dimensions are plenty, and a small `embed_dim` keeps the mapping network's input small).
+
+Preprocessing: images in [-1, 1] become `(x + 1) / 2`, then are normalised with OpenAI's CLIP
+mean/std (`PREPROCESS_CFG`), at 32 px. These are open_clip's defaults, so the preprocessing config
+is correct wherever the model comes from: `open_clip.create_model("toyfaces-clip")` sets
+`model.visual.preprocess_cfg == {"size": (32, 32), "mean": OPENAI_DATASET_MEAN, ...}` itself, and
+`load()` sets the copy stored with the weights (`config["preprocess_cfg"]` in the JSON beside the
+`.safetensors`). `ClipEncoder` reads `model.visual.preprocess_cfg`; `to_model_input` applies it.
+
+Training (`train`, `python -m clip2gan.toyclip train`): pairs rendered on the fly, batch `b` of
+step `s` drawn from `numpy.random.default_rng([seed, s, 0x7C11])` (so a resumed run sees exactly
+the batches it would have seen); part of every batch is *minimal pairs* — two faces with the same
+pose, shading and caption wording that differ in one attribute, captioned so that the caption
+states that attribute (the hard negatives that teach the small features: glasses, beard, bangs,
+lipstick, expression, hat). AdamW, linear warm-up then cosine decay, gradient clipping,
+`logit_scale` clamped at 100 as open_clip's trainer does. Checkpoints (`<run_dir>/last.safetensors`:
+fp32 weights, AdamW moments and the step, written atomically, so `kill -9` leaves the previous one)
+every `ckpt_every` steps; `resume=True` continues from it bit-for-bit. The shipped file is the final
+model in float16 with its config (`save`).
+
+Evaluation (`evaluate`, `python -m clip2gan.toyclip eval`): zero-shot accuracy per attribute on
+held-out renders (one prompt per value, `toyfaces.value_prompt`, argmax cosine; a bald face's hair
+colour is not scored) and caption → image top-1 retrieval among groups of 100.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "MODEL_NAME",
+    "CONFIG_PATH",
+    "PREPROCESS_CFG",
+    "register",
+    "model_config",
+    "create_model",
+    "get_tokenizer",
+    "to_model_input",
+    "encode_images",
+    "encode_texts",
+    "encode_text_trimmed",
+    "flip_attribute",
+    "make_batch",
+    "lr_at",
+    "train",
+    "save",
+    "load",
+    "evaluate",
+    "cmd_train",
+    "cmd_eval",
+    "main",
+]
+
+MODEL_NAME = "toyfaces-clip"
+CONFIG_PATH = Path(__file__).resolve().parent / "model_configs" / f"{MODEL_NAME}.json"
+
+# open_clip's defaults (OpenAI CLIP mean/std); `size` is the ViT's input resolution.
+PREPROCESS_CFG: dict[str, Any] = {
+    "size": 32,
+    "mode": "RGB",
+    "mean": (0.48145466, 0.4578275, 0.40821073),
+    "std": (0.26862954, 0.26130258, 0.27577711),
+    "interpolation": "bicubic",
+    "resize_mode": "shortest",
+    "fill_color": 0,
+}
+
+_DATA_SALT = 0x7C11  # third entropy word of the training stream: no ToyFaces(seed, i) item collides with it
+_HARD_ATTRIBUTE_WEIGHTS = {  # which attribute a minimal pair flips: small features twice as often
+    "hair_color": 1.0, "hair_length": 1.0, "bangs": 2.0, "expression": 2.0, "eyeglasses": 2.0,
+    "beard": 2.0, "skin": 1.0, "hat": 2.0, "lipstick": 2.0, "background": 0.5,
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# The model: config, registration, creation, preprocessing
+
+
+def register() -> None:
+    """Make `toyfaces-clip` known to open_clip (`create_model`, `get_tokenizer`); idempotent (01_clip_embedding.ipynb).
+
+    Adds only this package's JSON file to open_clip's config search path (once), so it works
+    offline and changes nothing else in open_clip.
+    """
+    import open_clip
+
+    if MODEL_NAME not in open_clip.list_models():
+        open_clip.add_model_config(CONFIG_PATH)
+
+
+def model_config(**overrides: Any) -> dict[str, Any]:
+    """The packaged architecture (a fresh dict), with top-level keys or `vision_cfg`/`text_cfg` entries
+    replaced by `overrides` (e.g. `model_config(embed_dim=32, vision_cfg={"layers": 1})`) (01_clip_embedding.ipynb)."""
+    cfg = json.loads(CONFIG_PATH.read_text())
+    for key, value in overrides.items():
+        if key in ("vision_cfg", "text_cfg") and isinstance(value, dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    return cfg
+
+
+def _preprocess_cfg(config: dict[str, Any]) -> dict[str, Any]:
+    return {**PREPROCESS_CFG, "size": int(config["vision_cfg"]["image_size"])}
+
+
+def create_model(config: dict[str, Any] | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """A randomly initialised `open_clip.model.CLIP` for `config` (default: the packaged one) (01_clip_embedding.ipynb).
+
+    Built through `open_clip.create_model("toyfaces-clip", ...)`, with `config`'s `embed_dim`,
+    `vision_cfg` and `text_cfg` passed as overrides; `model.visual.preprocess_cfg` is set.
+    """
+    import logging
+
+    import open_clip
+    from open_clip.model import set_model_preprocess_cfg
+
+    register()
+    config = model_config() if config is None else copy.deepcopy(config)
+    level = logging.root.level  # open_clip warns "no pretrained weights loaded": expected here
+    logging.root.setLevel(max(level, logging.ERROR))
+    try:
+        model = open_clip.create_model(MODEL_NAME, device=device, **config)
+    finally:
+        logging.root.setLevel(level)
+    set_model_preprocess_cfg(model, _preprocess_cfg(config))
+    return model
+
+
+def get_tokenizer(config: dict[str, Any] | None = None):
+    """open_clip's tokenizer for `toyfaces-clip` with `config`'s context length (01_clip_embedding.ipynb)."""
+    import open_clip
+
+    register()
+    config = model_config() if config is None else config
+    return open_clip.get_tokenizer(MODEL_NAME, context_length=int(config["text_cfg"]["context_length"]))
+
+
+def to_model_input(images: torch.Tensor, preprocess_cfg: dict[str, Any] | None = None) -> torch.Tensor:
+    """Images `[N, 3, H, W]` in [-1, 1] → the ViT's input: `(x + 1) / 2` normalised with the config's
+    mean/std, area-resized to its size if needed (differentiable) (01_clip_embedding.ipynb)."""
+    cfg = preprocess_cfg or PREPROCESS_CFG
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be [N, 3, H, W] in [-1, 1], got shape {tuple(images.shape)}")
+    size = cfg["size"]
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(images.shape[-2:]) != size:
+        images = F.interpolate(images, size=size, mode="area" if images.shape[-1] > size[-1] else "bilinear")
+    mean = torch.tensor(cfg["mean"], dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(cfg["std"], dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    return ((images + 1) / 2 - mean) / std
+
+
+def encode_text_trimmed(model: torch.nn.Module, tokens: torch.Tensor, normalize: bool = False,
+                        buckets: int = 1) -> torch.Tensor:
+    """`model.encode_text(tokens)` computed without the padding after each caption's end token.
+
+    Equal to `model.encode_text` up to float rounding (a test checks it), not an approximation:
+    the text transformer is causal and pools at the end token, so the padding after the end token
+    never influences the result. The batch is cut to its longest caption; with `buckets > 1` the
+    captions are first sorted by length and encoded in that many groups, each cut to its own
+    longest caption. On toy captions (mean 32 of 64 tokens) this halves the text tower's time.
+    """
+    lengths = (tokens != 0).sum(dim=1).clamp(min=1)
+    if buckets > 1 and len(tokens) > buckets:
+        order = lengths.argsort()
+        parts = [encode_text_trimmed(model, tokens[idx], normalize) for idx in order.chunk(buckets)]
+        out = torch.empty(len(tokens), parts[0].shape[-1], dtype=parts[0].dtype, device=parts[0].device)
+        return out.index_copy(0, order, torch.cat(parts))
+    length = int(lengths.max())
+    tokens = tokens[:, :length]
+    cast_dtype = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens).to(cast_dtype)  # [N, L, width]
+    x = x + model.positional_embedding[:length].to(cast_dtype)
+    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
+    x = model.ln_final(x)
+    x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]  # the end token (highest id)
+    if model.text_projection is not None:
+        x = model.text_projection(x) if isinstance(model.text_projection, torch.nn.Linear) else x @ model.text_projection
+    return F.normalize(x, dim=-1) if normalize else x
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def encode_images(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """L2-normalised image features `[N, embed_dim]` for images `[N, 3, H, W]` in [-1, 1] (01_clip_embedding.ipynb)."""
+    cfg = getattr(model.visual, "preprocess_cfg", None)
+    device = _model_device(model)
+    out = [model.encode_image(to_model_input(images[i:i + batch_size].to(device), cfg), normalize=True).float().cpu()
+           for i in range(0, len(images), batch_size)]
+    return torch.cat(out) if out else torch.empty(0, model.text_projection.shape[-1])
+
+
+@torch.no_grad()
+def encode_texts(model: torch.nn.Module, tokenizer, texts: Sequence[str], batch_size: int = 500) -> torch.Tensor:
+    """L2-normalised text features `[N, embed_dim]` (01_clip_embedding.ipynb)."""
+    device = _model_device(model)
+    texts = list(texts)
+    out = [encode_text_trimmed(model, tokenizer(texts[i:i + batch_size]).to(device), normalize=True, buckets=4).float().cpu()
+           for i in range(0, len(texts), batch_size)]
+    return torch.cat(out) if out else torch.empty(0, model.text_projection.shape[-1])
+
+
+# ----------------------------------------------------------------------------------------------
+# Training data: independent pairs plus minimal pairs (hard negatives)
+
+
+def flip_attribute(attrs: dict[str, Any], name: str, rng: np.random.Generator) -> dict[str, Any]:
+    """A copy of `attrs` with attribute `name` changed to another value, keeping the world's
+    constraints (bald → no hair colour, no bangs; un-balding draws a hair colour) (01_clip_embedding.ipynb).
+
+    Flipping a bald face's `hair_color` or `bangs` is not possible: raises ValueError.
+    """
+    from .toyfaces import ATTRIBUTES
+
+    bald = attrs["hair_length"] == "bald"
+    if bald and name in ("hair_color", "bangs"):
+        raise ValueError(f"a bald face has no {name} to flip")
+    out = dict(attrs)
+    others = [v for v in ATTRIBUTES[name] if v != attrs[name]]
+    out[name] = others[int(rng.integers(len(others)))]
+    if name == "hair_length":
+        if out[name] == "bald":
+            out["hair_color"], out["bangs"] = None, "no"
+        elif bald:
+            colors = ATTRIBUTES["hair_color"]
+            out["hair_color"] = colors[int(rng.integers(len(colors)))]
+    return out
+
+
+def _minimal_pair(rng: np.random.Generator, resolution: int, tries: int = 30):
+    """Two faces differing in one attribute, same nuisance draws and wording, both captions stating it."""
+    from .toyfaces import ATTRIBUTES, caption, render, sample_attributes
+
+    a = sample_attributes(rng)
+    names = [n for n in ATTRIBUTES if not (a["hair_length"] == "bald" and n in ("hair_color", "bangs"))]
+    weights = np.array([_HARD_ATTRIBUTE_WEIGHTS.get(n, 1.0) for n in names])
+    name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+    b = flip_attribute(a, name, rng)
+    image_seed = int(rng.integers(2**62))
+    images = [render(x, resolution, np.random.default_rng(image_seed)) for x in (a, b)]
+    texts = None
+    for _ in range(tries):
+        caption_seed = int(rng.integers(2**62))
+        (ta, ma), (tb, mb) = (caption(x, np.random.default_rng(caption_seed), return_mentioned=True) for x in (a, b))
+        texts = (ta, tb)
+        if name in ma and name in mb:
+            break
+    return images, list(texts), [a, b]
+
+
+def make_batch(step: int, batch_size: int, seed: int = 0, hard_fraction: float = 0.5,
+               resolution: int | None = None) -> tuple[torch.Tensor, list[str], list[dict[str, Any]]]:
+    """Training batch `step` of the stream `seed`: `(images [B, 3, R, R] in [-1, 1], captions, attrs)` (01_clip_embedding.ipynb).
+
+    Deterministic per `(seed, step)`. A fraction `hard_fraction` of the batch is minimal pairs
+    (adjacent items), the rest independent faces with `toyfaces.caption` captions.
+    """
+    from .toyfaces import RESOLUTION, caption, render, sample_attributes
+
+    resolution = resolution or RESOLUTION
+    rng = np.random.default_rng([int(seed), int(step), _DATA_SALT])
+    n_pairs = int(batch_size * hard_fraction) // 2
+    images: list[torch.Tensor] = []
+    texts: list[str] = []
+    attrs: list[dict[str, Any]] = []
+    for _ in range(n_pairs):
+        im, tx, at = _minimal_pair(rng, resolution)
+        images += im
+        texts += tx
+        attrs += at
+    for _ in range(batch_size - 2 * n_pairs):
+        a = sample_attributes(rng)
+        images.append(render(a, resolution, rng))
+        texts.append(caption(a, rng))
+        attrs.append(a)
+    return torch.stack(images), texts, attrs
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimisation, checkpoints
+
+
+def lr_at(step: int, steps: int, lr: float, warmup: int, min_lr_ratio: float = 0.0) -> float:
+    """Learning rate at `step`: linear warm-up over `warmup` steps, then cosine decay to `min_lr_ratio * lr`."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, steps - warmup))
+    return lr * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """open_clip's rule: no weight decay on gains, biases, norms and the logit scale."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim < 2 or "bn" in name or "ln" in name or "bias" in name or "logit_scale" in name:
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
+
+
+def _checkpoint_tensors(model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    for idx, state in opt.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"optim.{idx}.{key}"] = value if isinstance(value, torch.Tensor) else torch.tensor(value)
+    return tensors
+
+
+def _restore_checkpoint(model: torch.nn.Module, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    sd = opt.state_dict()
+    sd["state"] = state
+    opt.load_state_dict(sd)
+
+
+def save(model: torch.nn.Module, path: str | os.PathLike, config: dict[str, Any], half: bool = True,
+         **info: Any) -> Path:
+    """Write `model`'s weights (float16 by default) and `{"model_cfg", "preprocess_cfg", ...info}` (01_clip_embedding.ipynb).
+
+    The file loads with `load(path)`; writes are atomic (`clip2gan.checkpoint`).
+    """
+    from .checkpoint import save_safetensors
+
+    meta = {"format": "clip2gan.toyclip/1", "open_clip_model": MODEL_NAME, "model_cfg": config,
+            "preprocess_cfg": {k: list(v) if isinstance(v, tuple) else v
+                               for k, v in getattr(model.visual, "preprocess_cfg", _preprocess_cfg(config)).items()},
+            **info}
+    return save_safetensors(model.state_dict(), path, meta, half=half)
+
+
+def load(path_or_name: str | os.PathLike = MODEL_NAME, device: str | torch.device = "cpu"):
+    """`(model, tokenizer)` from shipped weights (by artefact name, through `clip2gan.hub.resolve`) or a file,
+    in eval mode, float32 (01_clip_embedding.ipynb).
+
+    A missing file raises `hub.WeightsNotFound`; a damaged one `checkpoint.CorruptCheckpoint` or
+    `hub.ChecksumMismatch` — each names the file and what to do.
+    """
+    from open_clip.model import set_model_preprocess_cfg
+
+    from .checkpoint import load_safetensors
+    from .hub import resolve
+
+    path = resolve(path_or_name)
+    state, meta = load_safetensors(path)
+    if "model_cfg" not in meta:
+        raise ValueError(f"{path} has no 'model_cfg' in its config: not a toyclip checkpoint (written by toyclip.save)")
+    config = meta["model_cfg"]
+    model = create_model(config)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
+    if "preprocess_cfg" in meta:
+        pp = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["preprocess_cfg"].items()}
+        set_model_preprocess_cfg(model, pp)
+    model.meta = meta
+    return model.to(device).eval(), get_tokenizer(config)
+
+
+def _checkpoint_path(run_dir: Path) -> Path:
+    return run_dir / "last.safetensors"
+
+
+def train(
+    out: str | os.PathLike,
+    steps: int = 6000,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    seed: int = 0,
+    resume: bool = True,
+    run_dir: str | os.PathLike | None = None,
+    config: dict[str, Any] | None = None,
+    hard_fraction: float = 0.5,
+    warmup: int | None = None,
+    weight_decay: float = 0.1,
+    grad_clip: float = 1.0,
+    ckpt_every: int = 100,
+    eval_every: int = 0,
+    eval_n: int = 500,
+    threads: int | None = 1,
+    progress: bool = True,
+    half: bool = True,
+    max_seconds: float | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Train the toy CLIP contrastively (open_clip `ClipLoss`) and write it to `out` (01_clip_embedding.ipynb).
+
+    run_dir: where the resumable checkpoint (`last.safetensors` + `.json`: fp32 weights, AdamW
+    state, step, cumulative training seconds) and `log.jsonl` go; default `runs/<out stem>`.
+    With `resume=True` an existing checkpoint is continued (asking for more `steps` than it was
+    started with extends the cosine schedule). `max_seconds` stops early after a checkpoint (the
+    run can be resumed later); `out` is written only when all `steps` are done.
+    Returns `{"step", "train_seconds", "loss" (mean of the last 50), "losses" (this call's, per step),
+    "out" (None if stopped early), "metrics" (the last monitoring evaluation, if eval_every)}`.
+    """
+    from open_clip.loss import ClipLoss
+    from tqdm.auto import tqdm
+
+    from .checkpoint import load_safetensors, save_safetensors
+
+    log = log or (lambda s: print(s, file=sys.stderr))
+    if threads:
+        torch.set_num_threads(int(threads))
+    out = Path(out)
+    run_dir = Path(run_dir) if run_dir is not None else Path("runs") / out.stem
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = _checkpoint_path(run_dir)
+    config = model_config() if config is None else copy.deepcopy(config)
+    warmup = int(warmup if warmup is not None else min(500, max(1, steps // 10)))
+    hparams = {"batch_size": batch_size, "lr": lr, "seed": seed, "hard_fraction": hard_fraction,
+               "warmup": warmup, "weight_decay": weight_decay, "grad_clip": grad_clip}
+
+    torch.manual_seed(seed)
+    model = create_model(config)
+    opt = torch.optim.AdamW(_param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.98), eps=1e-6)
+    step, train_seconds = 0, 0.0
+    if resume and ckpt.is_file():
+        tensors, meta = load_safetensors(ckpt)
+        if meta.get("model_cfg") != config:
+            raise ValueError(f"{ckpt} was trained with another architecture; use another run_dir or resume=False")
+        changed = {k: (meta["hparams"].get(k), v) for k, v in hparams.items() if meta["hparams"].get(k) != v}
+        if changed:
+            raise ValueError(f"{ckpt} was trained with other settings {changed}; use another run_dir or resume=False")
+        _restore_checkpoint(model, opt, tensors)
+        step, train_seconds = int(meta["step"]), float(meta["train_seconds"])
+        if meta.get("steps") != steps:
+            log(f"resuming {ckpt} at step {step}: schedule length {meta.get('steps')} → {steps}")
+        else:
+            log(f"resuming {ckpt} at step {step}")
+
+    def save_checkpoint() -> None:
+        save_safetensors(_checkpoint_tensors(model, opt), ckpt,
+                         {"step": step, "steps": steps, "train_seconds": round(train_seconds, 1),
+                          "model_cfg": config, "hparams": hparams})
+
+    loss_fn = ClipLoss()
+    tokenizer = get_tokenizer(config)
+    pp = _preprocess_cfg(config)
+    resolution = int(config["vision_cfg"]["image_size"])
+    log_path = run_dir / "log.jsonl"
+    metrics: dict[str, Any] | None = None
+    losses: list[float] = []
+    started = time.time()
+    bar = tqdm(total=steps, initial=step, desc="toyclip", disable=not progress, dynamic_ncols=True)
+    model.train()
+    last_save = step
+    try:
+        while step < steps:
+            t0 = time.time()
+            images, texts, _ = make_batch(step, batch_size, seed, hard_fraction, resolution)
+            tokens = tokenizer(texts)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, steps, lr, warmup)
+            image_features = model.encode_image(to_model_input(images, pp), normalize=True)
+            text_features = encode_text_trimmed(model, tokens, normalize=True, buckets=4)
+            loss = loss_fn(image_features, text_features, model.logit_scale.exp())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            opt.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, math.log(100))
+            step += 1
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", scale=f"{model.logit_scale.exp().item():.1f}")
+            record: dict[str, Any] = {"step": step, "loss": round(losses[-1], 4), "lr": opt.param_groups[0]["lr"],
+                                      "logit_scale": round(model.logit_scale.exp().item(), 2),
+                                      "train_seconds": round(train_seconds, 1)}
+            if eval_every and (step % eval_every == 0 or step == steps):
+                model.eval()
+                metrics = evaluate(model, tokenizer, n=eval_n, seed=_EVAL_SEED_VAL)
+                model.train()
+                record["eval"] = metrics
+                log(f"step {step}: zero-shot min {metrics['zero_shot_min']:.3f} "
+                    f"({json.dumps({k: round(v, 3) for k, v in metrics['zero_shot'].items()})}), "
+                    f"retrieval top-1 {metrics['retrieval_top1']:.3f}")
+            if step % 10 == 0 or "eval" in record:
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+            train_seconds += time.time() - t0  # wall time, monitoring evaluations included
+            if step - last_save >= ckpt_every or step == steps:
+                save_checkpoint()
+                last_save = step
+            if max_seconds is not None and time.time() - started > max_seconds and step < steps:
+                save_checkpoint()
+                last_save = step
+                log(f"stopping after {time.time() - started:.0f} s at step {step} (resume to continue)")
+                break
+    finally:
+        bar.close()
+        if step > last_save:  # an exception (e.g. KeyboardInterrupt): keep the work done so far
+            save_checkpoint()
+    result: dict[str, Any] = {"step": step, "train_seconds": round(train_seconds, 1),
+                              "loss": float(np.mean(losses[-50:])) if losses else None, "losses": losses,
+                              "out": None}
+    if step >= steps:
+        model.eval()
+        save(model, out, config, half=half,
+             training={"steps": steps, **hparams, "train_seconds": round(train_seconds, 1)})
+        result["out"] = str(out)
+    if metrics is not None:
+        result["metrics"] = metrics
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation
+
+# held-out renders for the monitoring evaluation during training (the final one uses EVAL_SEED)
+_EVAL_SEED_VAL = 1_000_033
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, tokenizer=None, n: int = 1000, seed: int | None = None,
+             group_size: int = 100) -> dict[str, Any]:
+    """Zero-shot accuracy per attribute and caption → image retrieval on `n` held-out renders (01_clip_embedding.ipynb).
+
+    Zero-shot: one prompt per value (`toyfaces.value_prompt`), the value whose prompt has the
+    highest cosine with the image wins; a bald face's hair colour is not scored. Retrieval: the
+    renders are cut into groups of `group_size`; each caption ranks the images of its group, and
+    top-1 is the fraction whose own image ranks first (averaged over all groups).
+    Returns `{"zero_shot": {attr: acc}, "zero_shot_min", "zero_shot_mean", "retrieval_top1", "n", "seed"}`.
+    """
+    from .toyfaces import ATTRIBUTES, EVAL_SEED, ToyFaces, value_prompt
+
+    seed = EVAL_SEED if seed is None else int(seed)
+    if tokenizer is None:
+        tokenizer = get_tokenizer(model_config(text_cfg={"context_length": int(model.context_length)}))
+    was_training = model.training
+    model.eval()
+    try:
+        size = getattr(model.visual, "preprocess_cfg", {}).get("size", PREPROCESS_CFG["size"])
+        data = ToyFaces(n, seed=seed, resolution=int(size if isinstance(size, int) else size[0]))
+        items = [data[i] for i in range(n)]
+        images = torch.stack([it["image"] for it in items])
+        labels = torch.stack([it["label"] for it in items])  # [n, n_attributes], -1: not scored
+        image_features = encode_images(model, images)
+        zero_shot: dict[str, float] = {}
+        for j, (name, values) in enumerate(ATTRIBUTES.items()):
+            text_features = encode_texts(model, tokenizer, [value_prompt(name, v) for v in values])
+            pred = (image_features @ text_features.T).argmax(dim=1)
+            keep = labels[:, j] >= 0
+            zero_shot[name] = float((pred[keep] == labels[keep, j]).float().mean()) if keep.any() else float("nan")
+        caption_features = encode_texts(model, tokenizer, [it["caption"] for it in items])
+        hits, total = 0, 0
+        for g in range(0, n - group_size + 1, group_size):
+            sim = caption_features[g:g + group_size] @ image_features[g:g + group_size].T
+            hits += int((sim.argmax(dim=1) == torch.arange(group_size)).sum())
+            total += group_size
+    finally:
+        model.train(was_training)
+    return {
+        "zero_shot": zero_shot,
+        "zero_shot_min": min(zero_shot.values()),
+        "zero_shot_mean": float(np.mean(list(zero_shot.values()))),
+        "retrieval_top1": hits / total if total else float("nan"),
+        "retrieval_groups": total // group_size if total else 0,
+        "n": n,
+        "seed": seed,
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+
+
+def _repo_relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def cmd_train(argv: Sequence[str] | None = None) -> int:
+    """`python -m clip2gan.toyclip train [options]` (also `python -m clip2gan.toyfaces train-clip`)."""
+    from .hub import DATA_DIR, write_manifest_entry
+
+    p = argparse.ArgumentParser(prog="python -m clip2gan.toyclip train",
+                                description="Train the toy world's small CLIP (resumable).")
+    p.add_argument("--out", default=str(DATA_DIR / f"{MODEL_NAME}.safetensors"), help="final fp16 weights")
+    p.add_argument("--run-dir", default=None, help="checkpoint folder (default runs/<out stem>)")
+    p.add_argument("--steps", type=int, default=6000)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hard-fraction", type=float, default=0.5, help="share of each batch in minimal pairs")
+    p.add_argument("--warmup", type=int, default=None)
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--ckpt-every", type=int, default=100)
+    p.add_argument("--eval-every", type=int, default=0, help="monitoring evaluation (500 renders) every N steps")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--max-seconds", type=float, default=None, help="stop (resumably) after this long")
+    p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    p.add_argument("--config", default=None, help="JSON file with an architecture (default: the packaged one)")
+    p.add_argument("--manifest", choices=("auto", "yes", "no"), default="auto",
+                   help="evaluate and record in data/MANIFEST.json (auto: when --out is in data/)")
+    p.add_argument("--no-progress", action="store_true")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = p.parse_args(argv)
+    config = json.loads(Path(args.config).read_text()) if args.config else None
+    result = train(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                   resume=not args.no_resume, run_dir=args.run_dir, config=config,
+                   hard_fraction=args.hard_fraction, warmup=args.warmup, weight_decay=args.weight_decay,
+                   ckpt_every=args.ckpt_every, eval_every=args.eval_every, threads=args.threads,
+                   progress=not args.no_progress, max_seconds=args.max_seconds)
+    print(json.dumps({k: v for k, v in result.items() if k not in ("metrics", "losses")}))
+    if result["out"] is None:
+        return 0
+    out = Path(result["out"])
+    record = args.manifest == "yes" or (args.manifest == "auto" and out.resolve().parent == DATA_DIR.resolve())
+    if record:
+        model, tokenizer = load(out)
+        metrics = evaluate(model, tokenizer, n=1000)
+        _print_metrics(metrics)
+        command = "python -m clip2gan.toyclip train " + shlex.join(argv)
+        write_manifest_entry(out, command=command, train_seconds=result["train_seconds"], metrics=metrics,
+                             params=sum(p.numel() for p in model.parameters()))
+    return 0
+
+
+def _print_metrics(metrics: dict[str, Any]) -> None:
+    width = max(len(a) for a in metrics["zero_shot"])
+    print(f"zero-shot accuracy on {metrics['n']} held-out renders (seed {metrics['seed']}):")
+    for name, acc in metrics["zero_shot"].items():
+        print(f"  {name:<{width}}  {100 * acc:6.2f}%")
+    print(f"  {'minimum':<{width}}  {100 * metrics['zero_shot_min']:6.2f}%")
+    print(f"caption → image top-1 among 100 ({metrics['retrieval_groups']} groups): "
+          f"{100 * metrics['retrieval_top1']:.2f}%")
+
+
+def cmd_eval(argv: Sequence[str] | None = None) -> int:
+    """`python -m clip2gan.toyclip eval [--weights NAME_OR_PATH] [--n 1000] [--seed S] [--json FILE]`."""
+    from .toyfaces import EVAL_SEED
+
+    p = argparse.ArgumentParser(prog="python -m clip2gan.toyclip eval",
+                                description="Zero-shot accuracy and retrieval of the toy CLIP on held-out renders.")
+    p.add_argument("--weights", default=MODEL_NAME, help="artefact name or .safetensors path")
+    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=EVAL_SEED)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", default=None, help="also write the metrics to this file")
+    args = p.parse_args(list(argv) if argv is not None else None)
+    torch.set_num_threads(args.threads)
+    model, tokenizer = load(args.weights)
+    metrics = evaluate(model, tokenizer, n=args.n, seed=args.seed)
+    _print_metrics(metrics)
+    if args.json:
+        Path(args.json).write_text(json.dumps(metrics, indent=2) + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m clip2gan.toyclip {train,eval} [options]` (01_clip_embedding.ipynb)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"train": cmd_train, "eval": cmd_eval}
+    if not argv or argv[0] not in commands:
+        print("usage: python -m clip2gan.toyclip {train,eval} [options]   (each takes --help)")
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    return commands[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
