@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import torch
 
-__all__ = ["Benchmark", "BENCHMARKS", "register", "timeit", "resolve_device", "main"]
+__all__ = ["Benchmark", "BENCHMARKS", "Timing", "register", "timeit", "resolve_device", "main"]
 
 
 @dataclass
@@ -62,27 +63,40 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+class Timing(NamedTuple):
+    """Best (minimum) times of one call in seconds: `wall` clock, and `cpu` time of this process
+    (all threads), which other processes competing for the cores do not inflate."""
+
+    wall: float
+    cpu: float
+
+
 def timeit(fn: Callable[[], Any], device: torch.device, warmup: int = 1, min_reps: int = 3, max_reps: int = 50,
-           min_time: float = 0.5) -> float:
-    """Best wall time of `fn()` in seconds (the minimum: the estimate least disturbed by other
-    processes): `warmup` untimed calls, then at least `min_reps` and at most `max_reps` timed calls,
-    stopping once `min_time` seconds have been spent."""
+           min_time: float = 0.5) -> Timing:
+    """Time `fn()`: `warmup` untimed calls, then at least `min_reps` and at most `max_reps` timed
+    calls, stopping once `min_time` seconds have been spent; returns the best wall and CPU times
+    (the minimum: the estimate least disturbed by other processes)."""
     for _ in range(warmup):
         fn()
     _sync(device)
-    times: list[float] = []
+    walls: list[float] = []
+    cpus: list[float] = []
     start = time.perf_counter()
-    while len(times) < max_reps and (len(times) < min_reps or time.perf_counter() - start < min_time):
-        t0 = time.perf_counter()
+    while len(walls) < max_reps and (len(walls) < min_reps or time.perf_counter() - start < min_time):
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         _sync(device)
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return Timing(min(walls), min(cpus))
 
 
 def _environment(device: torch.device) -> dict[str, Any]:
     env = {"device": str(device), "torch": torch.__version__, "python": platform.python_version(),
            "threads": torch.get_num_threads()}
+    if hasattr(os, "getloadavg"):
+        env["load_avg_1min"] = round(os.getloadavg()[0], 2)
+        env["cpu_count"] = os.cpu_count()
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
     else:
@@ -134,11 +148,15 @@ def bench_stylegan2(args: argparse.Namespace) -> dict[str, Any]:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     rows: list[dict[str, Any]] = []
+    cpu_clock = device.type == "cpu"
     print(f"stylegan2 synthesis, noise_mode='const', eval mode, best of N, {_environment(device)}", flush=True)
     print("paths: default = what G.synthesis(ws) runs here (fused resampling; on CPU unfused modconv);\n"
           "       naive resampling = the same network with zero-stuffing + full-resolution convolutions;\n"
-          "       grouped modconv = NVIDIA's fp32 inference choice (one grouped conv over the batch)", flush=True)
-    header = f"{'network':14s} {'res':>4s} {'batch':>5s} {'path':>18s} {'ms/batch':>10s} {'img/s':>9s} {'vs naive':>9s}"
+          "       grouped modconv = NVIDIA's fp32 inference choice (one grouped conv over the batch).\n"
+          + ("ratios and img/s use process CPU time (robust to other load); wall ms shown beside it."
+             if cpu_clock else "times are wall clock (CUDA synchronised)"), flush=True)
+    header = (f"{'network':10s} {'res':>4s} {'batch':>5s} {'path':>17s} {'wall ms':>9s} {'cpu ms':>9s} "
+              f"{'img/s':>8s} {'vs naive':>8s}")
     print(header)
     print("-" * len(header), flush=True)
     for spec in _stylegan2_networks(device):
@@ -147,12 +165,12 @@ def bench_stylegan2(args: argparse.Namespace) -> dict[str, Any]:
         torch.manual_seed(0)
         G = Generator(**spec["kwargs"]).to(device).eval().requires_grad_(False)
         slow = (spec["res"] >= 256 and device.type == "cpu") or quick
-        reps = dict(min_reps=1, max_reps=2, min_time=0.0) if slow else {}
+        reps = dict(min_reps=2, max_reps=2, min_time=0.0) if slow else dict(min_reps=3, min_time=0.3)
         for batch in spec["batches"]:
             gen = torch.Generator().manual_seed(batch)
             z = torch.randn([batch, G.z_dim], generator=gen).to(device)
             c = torch.zeros([batch, G.c_dim], device=device)
-            entries = []
+            entries: list[tuple[str, Timing]] = []
             with torch.inference_mode():
                 ws = G.mapping(z, c)
 
@@ -166,15 +184,17 @@ def bench_stylegan2(args: argparse.Namespace) -> dict[str, Any]:
                 t_naive = timeit(run, device, **reps)
                 diff = (run() - img_fast).abs().max().item()
                 set_resample_impl(G, "fast")
-                entries += [("default", t_fast, t_naive / t_fast), ("naive resampling", t_naive, 1.0)]
+                entries += [("default", t_fast), ("naive resampling", t_naive)]
                 if device.type == "cpu" and spec["res"] <= 64:
-                    t_grouped = timeit(lambda: run(fused_modconv=True), device, **reps)
-                    entries.append(("grouped modconv", t_grouped, t_naive / t_grouped))
-            for path, t, ratio in entries:
-                rows.append(dict(network=spec["name"], res=spec["res"], batch=batch, path=path, ms=t * 1e3,
-                                 img_per_s=batch / t, speedup_vs_naive=ratio, max_abs_diff_fast_vs_naive=diff))
-                print(f"{spec['name']:14s} {spec['res']:4d} {batch:5d} {path:>18s} {t * 1e3:10.1f} {batch / t:9.1f} "
-                      f"{ratio:8.2f}x", flush=True)
+                    entries.append(("grouped modconv", timeit(lambda: run(fused_modconv=True), device, **reps)))
+            key = (lambda t: t.cpu) if cpu_clock else (lambda t: t.wall)
+            for path, t in entries:
+                ratio = key(t_naive) / key(t)
+                rows.append(dict(network=spec["name"], res=spec["res"], batch=batch, path=path, wall_ms=t.wall * 1e3,
+                                 cpu_ms=t.cpu * 1e3, img_per_s=batch / key(t), speedup_vs_naive=ratio,
+                                 max_abs_diff_fast_vs_naive=diff))
+                print(f"{spec['name']:10s} {spec['res']:4d} {batch:5d} {path:>17s} {t.wall * 1e3:9.1f} "
+                      f"{t.cpu * 1e3:9.1f} {batch / key(t):8.1f} {ratio:7.2f}x", flush=True)
             if device.type == "cuda":
                 G16 = Generator(**{**spec["kwargs"], "synthesis_kwargs": {**spec["kwargs"]["synthesis_kwargs"],
                                                                        "num_fp16_res": 4}}).to(device).eval()
@@ -183,14 +203,15 @@ def bench_stylegan2(args: argparse.Namespace) -> dict[str, Any]:
                     t16 = timeit(lambda: G16.synthesis(ws, noise_mode="const"), device, **reps)
                     diff16 = (G16.synthesis(ws, noise_mode="const") - img_fast).abs().max().item()
                 rows.append(dict(network=spec["name"], res=spec["res"], batch=batch, path="fp16 (num_fp16_res=4)",
-                                 ms=t16 * 1e3, img_per_s=batch / t16, speedup_vs_fp32=t_fast / t16,
-                                 max_abs_diff_vs_fp32=diff16))
-                print(f"{spec['name']:14s} {spec['res']:4d} {batch:5d} {'fp16 (4 top res)':>18s} "
-                      f"{t16 * 1e3:10.1f} {batch / t16:9.1f}   fp16/fp32 speed-up {t_fast / t16:.2f}x "
-                      f"(max |diff| {diff16:.3f})", flush=True)
+                                 wall_ms=t16.wall * 1e3, img_per_s=batch / t16.wall,
+                                 speedup_vs_fp32=t_fast.wall / t16.wall, max_abs_diff_vs_fp32=diff16))
+                print(f"{spec['name']:10s} {spec['res']:4d} {batch:5d} {'fp16 (4 top res)':>17s} "
+                      f"{t16.wall * 1e3:9.1f} {'':>9s} {batch / t16.wall:8.1f}   fp16 vs fp32: "
+                      f"{t_fast.wall / t16.wall:.2f}x faster, max |diff| {diff16:.3f}", flush=True)
         del G
-    latency = {f"{r['network']}": round(r["ms"], 2) for r in rows if r["batch"] == 1 and r["path"] == "default"}
-    print(f"single-image latency (ms): {latency}")
+    clock = "cpu_ms" if cpu_clock else "wall_ms"
+    latency = {r["network"]: round(r[clock], 2) for r in rows if r["batch"] == 1 and r["path"] == "default"}
+    print(f"single-image latency ({'CPU time, ' if cpu_clock else ''}ms): {latency}")
     worst = max(r.get("max_abs_diff_fast_vs_naive", 0.0) for r in rows)
     print(f"fused and naive resampling agree to max |diff| {worst:.2e}", flush=True)
     return {"environment": _environment(device), "rows": rows, "latency_ms": latency}
@@ -356,6 +377,171 @@ class _FixedBatch(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return {"image": self.x[i], "ok": True, "status": "ok"}
+
+
+
+# -------------------------------------------------------------------------------------------------
+# editing (issue #6): EditingApp update latency for a β change vs re-encoding everything
+
+
+def _editing_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--changes", type=int, default=50, help="β changes timed (default 50)")
+    parser.add_argument("--random-world", action="store_true",
+                        help="use a random toyfaces-size world even if the shipped toy weights exist")
+
+
+def _toy_world_model(device: torch.device, random_world: bool = False):
+    """The shipped toyfaces CLIP2GAN, or (absent, or asked for) random weights at the same sizes:
+    the toy CLIP config, a 32 px G (w 128, channel_max 128) and the default 12 × 512 mapping network."""
+    from . import hub
+    from .model import CLIP2GAN
+
+    if not random_world:
+        try:
+            return CLIP2GAN.from_pretrained("toyfaces", device=device), "shipped toyfaces weights"
+        except (hub.WeightsNotFound, FileNotFoundError):
+            pass
+    from . import toyclip
+    from .clip_encoder import ClipEncoder
+    from .mapping import MappingNetwork
+    from .stylegan2 import Generator
+
+    torch.manual_seed(0)
+    clip = ClipEncoder(toyclip.create_model(device=device), toyclip.get_tokenizer(), name="toyfaces-clip (random)")
+    G = Generator(z_dim=128, c_dim=0, w_dim=128, img_resolution=32, img_channels=3,
+                  mapping_kwargs={"num_layers": 2}, channel_base=1024, channel_max=128).eval().requires_grad_(False)
+    M = MappingNetwork.for_generator(G, in_dim=clip.embed_dim)
+    return CLIP2GAN(clip, M, G, profile="toyfaces").to(device).eval(), "random weights at toyfaces sizes"
+
+
+def _seconds(t: Any) -> float:
+    """A `timeit` result as wall seconds (a float, or a timing with a `.wall` field)."""
+    return float(getattr(t, "wall", t))
+
+
+def _clocked(fn: Callable[[], Any], device: torch.device) -> tuple[float, float]:
+    """(wall, process CPU) seconds of one call; CPU time is not inflated by other processes' load."""
+    _sync(device)
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
+@register("editing", help="EditingApp: median update latency of a β change vs a full re-encode per change (toyfaces size)",
+          add_arguments=_editing_arguments)
+def bench_editing(args: argparse.Namespace) -> dict[str, Any]:
+    import statistics
+
+    import numpy as np
+
+    from .edit import edit_image
+    from .viz import to_uint8
+    from .widgets import EditingApp, png_bytes
+
+    device = resolve_device(args.device)
+    n = 10 if args.quick else max(1, int(getattr(args, "changes", 50)))
+    model, weights = _toy_world_model(device, bool(getattr(args, "random_world", False)))
+    text = "a person wearing eyeglasses"
+    app = EditingApp(model, prompt=text, n_toy=1)
+    image = app._images[app.picker.value]
+    betas = [float(b) for b in np.random.default_rng(0).permutation(np.linspace(0.0, 1.0, n + 1)[1:])]
+    app.set_beta(0.0)
+    # one β change = edited_latents + synthesis + PNG for the display (the encodes are cached)
+    times = [_clocked(lambda b=b: app.set_beta(b), device) for b in betas]
+    assert app.message == "" and app.n_redraws == n + 2, (app.message, app.n_redraws)
+
+    def full(beta: float) -> bytes:  # what an uncached UI would do per change: encode image and text again
+        return png_bytes(to_uint8(edit_image(model, image, text, beta=beta))[0], app.upscale)
+
+    full(0.5)  # warm-up
+    base = [_clocked(lambda b=b: full(b), device) for b in betas]
+    ws = model.encode_image(app._encoded[app.picker.value].images)
+    synth = _seconds(timeit(lambda: model.synthesize(ws), device, min_reps=10, max_reps=50))
+
+    def med(rows, i):
+        return statistics.median(r[i] for r in rows) * 1e3
+
+    clock = 1 if device.type == "cpu" else 0  # CPU: process time (robust to other load); CUDA: wall
+    app_ms, base_ms = med(times, clock), med(base, clock)
+    result = {"environment": _environment(device), "weights": weights, "resolution": model.resolution, "changes": n,
+              "clock": "process cpu" if clock else "wall",
+              "app_median_ms": app_ms, "app_median_wall_ms": med(times, 0),
+              "app_p90_wall_ms": float(np.percentile([t[0] for t in times], 90)) * 1e3,
+              "full_reencode_median_ms": base_ms, "full_reencode_median_wall_ms": med(base, 0),
+              "speedup_vs_full_reencode": base_ms / app_ms, "synthesis_only_best_wall_ms": synth * 1e3,
+              "target_ms": 15.0, "meets_target": app_ms <= 15.0}
+    print(f"EditingApp β change, one {model.resolution} px image, {weights}, {device}, "
+          f"{torch.get_num_threads()} threads, medians over {n} changes ({result['clock']} time; wall beside):")
+    print(f"  cached update (edit_latent + G + PNG):      {app_ms:7.1f} ms  (wall {result['app_median_wall_ms']:.1f}, "
+          f"p90 {result['app_p90_wall_ms']:.1f})  target <= 15 ms: {'met' if result['meets_target'] else 'NOT met'}")
+    print(f"  full re-encode (prepare + CLIP image/text + M + G + PNG): {base_ms:7.1f} ms  "
+          f"(wall {result['full_reencode_median_wall_ms']:.1f})")
+    print(f"  the cache is x{result['speedup_vs_full_reencode']:.1f} faster; synthesis alone {synth * 1e3:.1f} ms (best wall)")
+    return result
+
+
+# -------------------------------------------------------------------------------------------------
+# fid (issue #6): feature extraction throughput, eigenvalue Fréchet distance vs the sqrtm formula
+
+
+def _fid_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dim", type=int, default=2048, help="feature dimension of the Fréchet-distance timing (2048: Inception)")
+    parser.add_argument("--inception-batch", type=int, default=None, help="images per Inception batch (default 8 CPU, 64 CUDA)")
+
+
+@register("fid", help="FID features/s (toy classifier, FID Inception with random weights); eigenvalue Fréchet distance vs scipy sqrtm",
+          add_arguments=_fid_arguments)
+def bench_fid(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    from .metrics import FIDInceptionV3, frechet_distance
+    from .toyfaces import AttributeClassifier
+
+    device = resolve_device(args.device)
+    quick = bool(args.quick)
+    dim = 256 if quick else int(getattr(args, "dim", 2048))
+    rng = np.random.default_rng(0)
+    stats = []
+    for shift in (0.0, 0.3):
+        a = rng.normal(size=(dim, dim + 64)) / np.sqrt(dim)
+        stats += [rng.normal(size=dim) * shift, a @ a.T]
+    t_eig = _seconds(timeit(lambda: frechet_distance(*stats), torch.device("cpu"), min_reps=1, max_reps=3, min_time=0.0))
+    value = frechet_distance(*stats)
+    result: dict[str, Any] = {"environment": _environment(device), "dim": dim, "eigh_fd_s": t_eig, "fd": value}
+    try:
+        import scipy.linalg
+
+        def textbook():
+            mu1, s1, mu2, s2 = stats
+            covmean = scipy.linalg.sqrtm(s1 @ s2).real
+            return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+        t_sqrtm = _seconds(timeit(textbook, torch.device("cpu"), min_reps=1, max_reps=3, min_time=0.0))
+        result.update(sqrtm_fd_s=t_sqrtm, eigh_speedup_vs_sqrtm=t_sqrtm / t_eig,
+                      relative_difference=abs(value - textbook()) / max(abs(value), 1e-12))
+    except ImportError:
+        pass
+
+    torch.manual_seed(0)
+    clf = AttributeClassifier().to(device).eval()
+    x_toy = torch.rand(64 if quick else 512, 3, 32, 32, device=device) * 2 - 1
+    t_toy = _seconds(timeit(lambda: clf.features(x_toy), device, min_reps=2, max_reps=5))
+    result["toy_features_img_per_s"] = len(x_toy) / t_toy
+    net = FIDInceptionV3().to(device)
+    batch = getattr(args, "inception_batch", None) or (2 if quick else 8 if device.type == "cpu" else 64)
+    x_inc = torch.rand(batch, 3, 256, 256, device=device) * 2 - 1
+    with torch.inference_mode():
+        t_inc = _seconds(timeit(lambda: net(x_inc), device, min_reps=1, max_reps=3, min_time=0.0))
+    result["inception_img_per_s"] = batch / t_inc
+    result["toy_vs_inception_throughput"] = result["toy_features_img_per_s"] / result["inception_img_per_s"]
+    print(f"FID, {device}, {torch.get_num_threads()} threads:")
+    print(f"  Fréchet distance at D={dim}: eigenvalues {t_eig:.2f} s"
+          + (f", scipy sqrtm {result['sqrtm_fd_s']:.2f} s (eigh x{result['eigh_speedup_vs_sqrtm']:.1f}), "
+             f"relative difference {result['relative_difference']:.1e}" if "sqrtm_fd_s" in result else ""))
+    print(f"  features: toy classifier {result['toy_features_img_per_s']:.0f} img/s (32 px), FID Inception "
+          f"{result['inception_img_per_s']:.1f} img/s (299 px, batch {batch}); ratio x{result['toy_vs_inception_throughput']:.0f}")
+    return result
 
 
 if __name__ == "__main__":

@@ -374,14 +374,25 @@ def _upfirdn_1axis_or_2d(
         # Its output index o corresponds to reference output index o - (k - 1) + p0.
         w = k[None, None].expand(channels, 1, kh, kw).contiguous()
         x = F.conv_transpose2d(x, w, stride=(upy, upx), groups=channels)
-        x = F.pad(x, [px0 - kw + 1, upx + px1 - kw, py0 - kh + 1, upy + py1 - kh])
+        x = _pad_or_crop(x, [px0 - kw + 1, upx + px1 - kw, py0 - kh + 1, upy + py1 - kh])
         if downx > 1 or downy > 1:
             x = x[:, :, ::downy, ::downx]
         return x
     # No upsampling: pad / crop, then correlate with the flipped kernel at stride `down`.
-    x = F.pad(x, [px0, px1, py0, py1])
     w = k.flip([0, 1])[None, None].expand(channels, 1, kh, kw).contiguous()
-    return F.conv2d(x, w, stride=(downy, downx), groups=channels)
+    if px0 == px1 >= 0 and py0 == py1 >= 0:  # let the convolution pad (no padded copy)
+        return F.conv2d(x, w, stride=(downy, downx), padding=(py0, px0), groups=channels)
+    return F.conv2d(_pad_or_crop(x, [px0, px1, py0, py1]), w, stride=(downy, downx), groups=channels)
+
+
+def _pad_or_crop(x: torch.Tensor, pad: Sequence[int]) -> torch.Tensor:
+    """F.pad semantics ([x0, x1, y0, y1], negative = crop) with crops as views, not copies."""
+    px0, px1, py0, py1 = pad
+    h, w = x.shape[2], x.shape[3]
+    x = x[:, :, max(-py0, 0) : h - max(-py1, 0), max(-px0, 0) : w - max(-px1, 0)]
+    if max(px0, px1, py0, py1) > 0:
+        x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    return x
 
 
 def upfirdn2d(
@@ -581,14 +592,16 @@ def modulated_conv2d(
         weight = weight * (1 / math.sqrt(in_channels * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
 
-    # Per-sample weights and demodulation coefficients.
-    w = None
+    # Demodulation coefficients 1 / ||weight * styles[n]|| per output channel. NVIDIA sums the squares
+    # of the per-sample weights [N, O, I, kh, kw]; the same sum is a matmul, sum_i s[n,i]^2 * sum_k w[o,i,k]^2,
+    # which never builds that tensor (equal up to float summation order).
     dcoefs = None
-    if demodulate or fused_modconv:
+    if demodulate:
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
+    w = None
+    if fused_modconv:
         w = weight.unsqueeze(0)  # [N, O, I, kh, kw]
         w = w * styles.reshape(batch_size, 1, -1, 1, 1)  # [N, O, I, kh, kw]
-    if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, O]
     if demodulate and fused_modconv:
         w = w * dcoefs.reshape(batch_size, -1, 1, 1, 1)  # [N, O, I, kh, kw]
 
@@ -768,6 +781,7 @@ class MappingNetwork(torch.nn.Module):
 
 
 _NOISE_MODES = ("random", "const", "none")
+_FP16_DEVICE_TYPES = ("cuda",)  # where num_fp16_res takes effect (float16 kernels are slow or missing on CPU)
 
 
 class SynthesisLayer(torch.nn.Module):
@@ -859,8 +873,11 @@ class SynthesisBlock(torch.nn.Module):
 
     x: [N, in, res/2, res/2] (None at 4 px), img: [N, C, res/2, res/2] (None at 4 px),
     ws: [N, num_conv + num_torgb, w_dim] -> (x: [N, out, res, res], img: [N, C, res, res]).
-    `fused_modconv_default`: None = stylegan2-ada rule (fused in eval mode when fp32 or batch 1),
-    True/False, or 'inference_only' (stylegan3 repository).
+    `fused_modconv_default` (CUDA): None = stylegan2-ada rule (fused in eval mode when fp32 or batch 1),
+    True/False, or 'inference_only' (stylegan3 repository). On CPU the modulated convolutions run
+    unfused (scaled activations, one batched convolution), which `python -m clip2gan.bench
+    stylegan2` measures as the faster path there; an explicit `fused_modconv=` argument always wins.
+    Both paths compute the same function (they agree to float rounding).
     """
 
     @_records_init
@@ -911,13 +928,15 @@ class SynthesisBlock(torch.nn.Module):
                 force_fp32: bool = False, fused_modconv: Optional[bool] = None, noise_mode: str = "random"):
         assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim], "ws")
         w_iter = iter(ws.unbind(dim=1))
-        if ws.device.type != "cuda":  # fp16 only on CUDA
+        if ws.device.type not in _FP16_DEVICE_TYPES:  # fp16 only on CUDA
             force_fp32 = True
         dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
         memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
         if fused_modconv is None:
             mode = self.fused_modconv_default
-            if mode is None:
+            if ws.device.type != "cuda":
+                fused_modconv = False  # on CPU one batched convolution is faster at every batch size
+            elif mode is None:
                 fused_modconv = (not self.training) and (dtype == torch.float32 or int(ws.shape[0]) == 1)
             elif mode == "inference_only":
                 fused_modconv = not self.training
@@ -1097,7 +1116,7 @@ class DiscriminatorBlock(torch.nn.Module):
                                     channels_last=self.channels_last)
 
     def forward(self, x: Optional[torch.Tensor], img: Optional[torch.Tensor], force_fp32: bool = False):
-        if (x if x is not None else img).device.type != "cuda":  # fp16 only on CUDA
+        if (x if x is not None else img).device.type not in _FP16_DEVICE_TYPES:  # fp16 only on CUDA
             force_fp32 = True
         dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
         memory_format = torch.channels_last if self.channels_last and not force_fp32 else torch.contiguous_format
