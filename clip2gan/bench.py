@@ -23,7 +23,7 @@ import platform
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -63,19 +63,28 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class Timing(NamedTuple):
-    """Best (minimum) times of one call in seconds: `wall` clock, and `cpu` time of this process
-    (all threads), which other processes competing for the cores do not inflate."""
+class Timing(float):
+    """Best (minimum) wall-clock seconds of one call: a float, so `batch / timeit(...)` works, with
+    `.wall` (the same value) and `.cpu`: CPU time of this process (all threads), which other
+    processes competing for the cores do not inflate."""
 
-    wall: float
     cpu: float
+
+    def __new__(cls, wall: float, cpu: float) -> "Timing":
+        obj = super().__new__(cls, wall)
+        obj.cpu = cpu
+        return obj
+
+    @property
+    def wall(self) -> float:
+        return float(self)
 
 
 def timeit(fn: Callable[[], Any], device: torch.device, warmup: int = 1, min_reps: int = 3, max_reps: int = 50,
            min_time: float = 0.5) -> Timing:
     """Time `fn()`: `warmup` untimed calls, then at least `min_reps` and at most `max_reps` timed
-    calls, stopping once `min_time` seconds have been spent; returns the best wall and CPU times
-    (the minimum: the estimate least disturbed by other processes)."""
+    calls, stopping once `min_time` seconds have been spent; returns the best wall time (a float)
+    carrying the best CPU time as `.cpu` (minimum: the estimate least disturbed by other processes)."""
     for _ in range(warmup):
         fn()
     _sync(device)
