@@ -1,0 +1,129 @@
+"""Text → images with CLIP2GAN, with diversity noise on the text feature (06_generation.ipynb).
+
+    imgs = generate(model, ["a smiling person with red hair"], n_per_prompt=4, seed=0)  # [4, 3, R, R]
+
+Each prompt t becomes x' = G(M(C_text(t) + noise)) (paper §3.1, Fig. 3). The samples of one prompt
+differ only by the Gaussian noise added to its CLIP text feature; the generator's per-pixel noise
+stays fixed (`noise_mode='const'`), so a seed fixes every pixel.
+
+The noise default at test time (DESIGN §1, ambiguity 1). The paper adds N(μ = 1, σ² = 0.36) at test
+time, and N(0, 1) in training, to a CLIP feature of unit norm. Read literally, adding 1 ± 0.6 to
+every coordinate of a 512-d unit vector turns every prompt into nearly the same all-ones direction;
+`clip2gan.losses` explains why, and that the only non-degenerate reading of the test-time noise
+(multiplying the feature by N(1, 0.36)) perturbs a unit feature by about 0.6. The default here is
+therefore `NoiseConfig()`, the noise the mapping network is trained with in this project
+(`clip2gan.train.TrainConfig`: additive, std 0.5 in units of 1/sqrt(D), renormalised: a perturbation
+of norm ≈ 0.5, cos ≈ 0.89 to the clean feature). It has the magnitude of the paper's test-time
+noise and it is the distribution M has seen, so diversity comes from the region M was trained on.
+The literal settings stay one argument away: `noise=NoiseConfig.paper_test()` (additive, swamps the
+prompt) and `NoiseConfig.paper_test('multiplicative')`; `noise=False` (or std 0) gives noise-free
+samples. 06_generation.ipynb measures the accuracy/diversity trade-off over the noise scale.
+
+Every sample is noisy, including the first of each prompt (`clean_first=True` makes the first
+sample of each prompt the noise-free G(M(C_text(t))), the prompt's "mean" image), so the samples of
+a prompt are independent draws and their mean pairwise LPIPS is an unbiased diversity estimate.
+
+Order is prompt-major: rows `i * n_per_prompt ... (i + 1) * n_per_prompt - 1` belong to prompt i.
+Reproducibility: with `seed` set, the noise is drawn from a CPU `torch.Generator` seeded with it, for
+all rows at once before batching; the same seed, prompts, settings and `batch_size` give identical
+pixels on the CPU (and the same noise on any device). `seed=None` draws from torch's global RNG.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from .clip_encoder import check_prompts
+from .losses import NoiseConfig, add_clip_noise
+
+__all__ = ["generate", "default_noise", "truncate"]
+
+
+def default_noise() -> NoiseConfig:
+    """The test-time noise used when `generate(noise=None)`: `NoiseConfig()` (see the module docstring)."""
+    return NoiseConfig()
+
+
+def truncate(ws: torch.Tensor, w_avg: torch.Tensor, psi: float) -> torch.Tensor:
+    """The truncation trick: w_avg + ψ (ws − w_avg) per row (06_generation.ipynb).
+
+    ws: `[N, num_ws, w_dim]`; w_avg: `[w_dim]`. ψ = 1 returns ws unchanged, ψ = 0 the average latent.
+    """
+    if psi == 1.0:
+        return ws
+    w_avg = w_avg.to(ws)
+    return w_avg + float(psi) * (ws - w_avg)
+
+
+def _check_number(name: str, value: float) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def _is_identity(noise: NoiseConfig) -> bool:
+    """Noise that changes nothing: std 0 and a neutral mean (0 added, or a factor of 1)."""
+    return noise.std == 0 and noise.mean == (1.0 if noise.mode == "multiplicative" else 0.0)
+
+
+@torch.no_grad()
+def generate(
+    model,
+    prompts: Sequence[str] | str,
+    n_per_prompt: int = 1,
+    noise: NoiseConfig | bool | None = None,
+    seed: int | None = None,
+    truncation: float = 1.0,
+    batch_size: int = 64,
+    correction: str | bool | None = True,
+    clean_first: bool = False,
+    noise_mode: str | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Text → images `[len(prompts) * n_per_prompt, 3, R, R]` in [-1, 1], on the CPU (06_generation.ipynb).
+
+    model: a `CLIP2GAN`. prompts: a string or a list of non-empty strings (`check_prompts`).
+    noise: a `NoiseConfig` for the diversity noise on the CLIP text feature; None: `default_noise()`
+    (see the module docstring); False: no noise. seed: makes the noise reproducible.
+    truncation: ψ of the truncation trick towards `model.mapping.w_avg` (1: off; 0: every sample is
+    the average image). batch_size: images synthesised at once. correction: the text-feature
+    correction (`CLIP2GAN.text_features`; True: the model's own). clean_first: the first sample of
+    each prompt without noise. noise_mode: the generator's per-pixel noise (None: the model's,
+    'const'). progress: a tqdm bar over batches.
+    """
+    prompts = check_prompts(prompts)
+    if isinstance(n_per_prompt, bool) or not isinstance(n_per_prompt, int) or n_per_prompt < 1:
+        raise ValueError(f"n_per_prompt must be an integer >= 1, got {n_per_prompt!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    truncation = _check_number("truncation", truncation)
+    if noise is None or noise is True:
+        noise = default_noise()
+    if noise is not False and not isinstance(noise, NoiseConfig):
+        raise ValueError(f"noise must be a NoiseConfig, None (the default) or False, got {type(noise).__name__}")
+
+    f = model.text_features(prompts, correction=correction).float()  # [P, D]
+    f = f.repeat_interleave(n_per_prompt, dim=0)  # [P * n, D], prompt-major
+    if noise is not False and not _is_identity(noise):
+        generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+        noisy = add_clip_noise(f.cpu(), noise, generator=generator).to(f.device)
+        if clean_first:
+            first = torch.arange(len(f), device=f.device) % n_per_prompt == 0
+            noisy[first] = f[first]
+        f = noisy
+
+    from tqdm.auto import tqdm
+
+    out = []
+    w_avg = model.mapping.w_avg
+    starts = range(0, len(f), batch_size)
+    for start in tqdm(starts, desc="generate", disable=not progress, leave=False):
+        ws = truncate(model.map(f[start:start + batch_size]), w_avg, truncation)  # [B, num_ws, w_dim]
+        out.append(model.synthesize(ws, noise_mode=noise_mode).clamp(-1, 1).float().cpu())
+    return torch.cat(out)
