@@ -1,0 +1,510 @@
+"""β-controlled text editing of real images in w+ (the paper) or in CLIP space (07_editing.ipynb).
+
+The paper's rule (§3.3, eq. 11-14):
+
+    z = M(C_img(x)),   n = M(C_text(t)),   z'_i = z_i + β n_i  (i = 1 … num_ws),   x' = G(z'),
+
+with β ∈ [0, 1] (Fig. 9 shows β strips). Everything here is one of these pieces:
+
+* `text_direction(model, text, mode, neutral, space)`: n. `mode='paper'` (default) is eq. 13, the
+  whole mapped text code. It contains M's offset (the average latent and everything a face shares),
+  so z + βn also moves every other attribute (DESIGN §1, ambiguity 5). `mode='directional'` is
+  n = M(C_text(t)) − M(C_text(t_neutral)): only what the text adds to a neutral description.
+* `edit_latent(ws, n, β, layers)`: eq. 11 on all rows or on a layer range (`layer_groups`).
+* `edit_image(model, image, text, β, space, layers, mode)`: eq. 11-14 end to end on any image;
+  `space='clip'` is the supplement's Table 6 ablation: f' = normalize(f_img + β f_text), x' = G(M(f'))
+  (directional: f_text − f_neutral).
+* `BetaStrip`: one encode of the image and of the text, then any number of βs (Fig. 9 strips, the
+  `EditingApp` slider).
+
+Layer ranges (`layer_groups(num_ws)`). StyleGAN2's w+ row 2k and 2k + 1 drive roughly the
+2^(k+2)-px synthesis level (rows are shared at block boundaries). For num_ws ≥ 10 (64 px and up)
+the StyleGAN split by resolution (Karras et al. 2019, §3) is used: coarse = 4²-8² = rows 0-3,
+middle = 16²-32² = rows 4-7, fine = 64² and up = rows 8…num_ws-1 (18 rows at 1024 px: 4/4/10; 14 at
+256 px: 4/4/6). Below 64 px that split leaves nothing fine, so small generators (the 32 px toy, 8
+rows; the 16 px test world, 6 rows) split by level instead: coarse = the 4² level (rows 0-1), fine =
+the full-resolution level (the last two rows), middle = the rows between (toy: 2/4/2).
+
+Neutral prompts (`default_neutral`): 'a face' (the StyleCLIP convention) for photo profiles;
+'a person' for toyfaces, whose captions and value prompts all describe "a person" / "this person"
+("a person wearing eyeglasses"), so t and t_neutral share the sentence frame and differ only in the
+attribute. Use whole prompts in that frame with the directional mode.
+
+Input images (`prepare_images`): a PIL image (any mode: L, P, RGBA, I;16, …), a NumPy array (HW or
+HWC, uint8 / uint16 / float in [0, 1]; NHWC batches), a torch tensor `[3, H, W]` or `[N, 3, H, W]` in
+[-1, 1], or a list of these. Everything becomes RGB (alpha composited on white, 16-bit scaled to
+8-bit range), resized so the shorter side is the generator's resolution and centre-cropped; an
+`ImageConversionWarning` says what changed. Images over `MAX_PIXELS` are refused (`ImageTooLarge`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "MAX_PIXELS",
+    "NEUTRAL_PROMPTS",
+    "SPACES",
+    "MODES",
+    "LAYER_NAMES",
+    "ImageConversionWarning",
+    "ImageTooLarge",
+    "default_neutral",
+    "check_beta",
+    "check_text",
+    "layer_groups",
+    "layer_mask",
+    "text_direction",
+    "edit_latent",
+    "prepare_images",
+    "EncodedImages",
+    "encode_for_edit",
+    "edited_latents",
+    "edit_image",
+    "BetaStrip",
+]
+
+MAX_PIXELS = 40_000_000  # a 40-megapixel photo passes; a 10,000 × 10,000 image (100 MP) is refused
+NEUTRAL_PROMPTS = {"toyfaces": "a person", "default": "a face"}
+SPACES = ("wplus", "clip")
+MODES = ("paper", "directional")
+LAYER_NAMES = ("all", "coarse", "middle", "fine")
+
+
+class ImageConversionWarning(UserWarning):
+    """An input image was converted (mode, channels, range or size) before encoding."""
+
+
+class ImageTooLarge(ValueError):
+    """An input image has more pixels than allowed (`MAX_PIXELS`)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# checks
+
+
+def default_neutral(model_or_profile: Any) -> str:
+    """The neutral prompt of a world: 'a person' for toyfaces, 'a face' otherwise (07_editing.ipynb)."""
+    profile = model_or_profile if isinstance(model_or_profile, str) else getattr(model_or_profile, "profile", "")
+    return NEUTRAL_PROMPTS.get(profile, NEUTRAL_PROMPTS["default"])
+
+
+def check_beta(beta: Any) -> float:
+    """β as a finite float; NaN, ±inf, booleans and non-numbers raise ValueError (07_editing.ipynb)."""
+    if isinstance(beta, bool) or (isinstance(beta, torch.Tensor) and beta.numel() != 1):
+        raise ValueError(f"beta must be a finite number, got {beta!r}")
+    try:
+        value = float(beta)
+    except (TypeError, ValueError):
+        raise ValueError(f"beta must be a finite number, got {beta!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"beta must be a finite number, got {value} (the paper uses 0 <= beta <= 1)")
+    return value
+
+
+def check_text(text: Any, name: str = "text") -> str:
+    """An edit text: a non-empty string (07_editing.ipynb)."""
+    if not isinstance(text, str):
+        raise ValueError(f"{name} must be a string describing the edit (e.g. 'wearing eyeglasses'), "
+                         f"got {type(text).__name__}")
+    if not text.strip():
+        raise ValueError(f"{name} is empty: describe the edit, e.g. 'a person wearing eyeglasses'")
+    return text
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+# ------------------------------------------------------------------------------------------------
+# layer ranges
+
+
+def layer_groups(num_ws: int) -> dict[str, range]:
+    """Rows of w+ per group: {'coarse', 'middle', 'fine'} → range (the rule: module docstring) (07_editing.ipynb).
+
+    `layer_groups(18) == {'coarse': range(0, 4), 'middle': range(4, 8), 'fine': range(8, 18)}`;
+    `layer_groups(8) == {'coarse': range(0, 2), 'middle': range(2, 6), 'fine': range(6, 8)}`.
+    """
+    num_ws = int(num_ws)
+    if num_ws < 1:
+        raise ValueError(f"num_ws must be >= 1, got {num_ws}")
+    if num_ws >= 10:
+        return {"coarse": range(0, 4), "middle": range(4, 8), "fine": range(8, num_ws)}
+    lo, hi = min(2, num_ws), max(min(2, num_ws), num_ws - 2)
+    return {"coarse": range(0, lo), "middle": range(lo, hi), "fine": range(hi, num_ws)}
+
+
+def layer_mask(num_ws: int, layers: Any = None) -> torch.Tensor:
+    """BoolTensor `[num_ws]`: the w+ rows an edit touches (07_editing.ipynb).
+
+    layers: None or 'all' (every row, the paper), 'coarse' / 'middle' / 'fine' (`layer_groups`), a
+    slice, or a sequence / range of row indices (negative indices count from the end).
+    """
+    mask = torch.zeros(num_ws, dtype=torch.bool)
+    if layers is None or (isinstance(layers, str) and layers == "all"):
+        mask[:] = True
+        return mask
+    if isinstance(layers, str):
+        groups = layer_groups(num_ws)
+        if layers not in groups:
+            raise ValueError(f"layers must be None, one of {list(LAYER_NAMES)}, a slice or a list of rows; got {layers!r}")
+        rows = list(groups[layers])
+        if not rows:
+            raise ValueError(f"a generator with {num_ws} w+ rows has no {layers!r} rows ({layer_groups(num_ws)})")
+        mask[rows] = True
+        return mask
+    if isinstance(layers, slice):
+        mask[layers] = True
+    elif isinstance(layers, (range, list, tuple)) or (isinstance(layers, torch.Tensor) and layers.ndim == 1):
+        rows = [int(i) for i in layers]
+        bad = [i for i in rows if not -num_ws <= i < num_ws]
+        if bad:
+            raise ValueError(f"layer rows {bad} out of range for {num_ws} w+ rows")
+        mask[rows] = True
+    else:
+        raise ValueError(f"layers must be None, one of {list(LAYER_NAMES)}, a slice or a list of rows; "
+                         f"got {type(layers).__name__}")
+    if not mask.any():
+        raise ValueError(f"layers={layers!r} selects none of the {num_ws} w+ rows")
+    return mask
+
+
+# ------------------------------------------------------------------------------------------------
+# eq. 11 and 13
+
+
+@torch.no_grad()
+def text_direction(model, text: str, mode: str = "paper", neutral: str | None = None, space: str = "wplus") -> torch.Tensor:
+    """The edit vector n of a text (eq. 13), `[1, num_ws, w_dim]` ('wplus') or `[1, D]` ('clip') (07_editing.ipynb).
+
+    mode 'paper': n = M(C_text(t)) (w+) or C_text(t) (CLIP). mode 'directional': the same minus the
+    neutral prompt's (`default_neutral(model)` when None). Text features go through the model's
+    text correction (`CLIP2GAN.text_features`), as in generation.
+    """
+    check_text(text)
+    _check_choice("mode", mode, MODES)
+    _check_choice("space", space, SPACES)
+    prompts = [text]
+    if mode == "directional":
+        prompts.append(check_text(neutral if neutral is not None else default_neutral(model), "neutral"))
+    f = model.text_features(prompts).float()  # [1 or 2, D]
+    v = model.map(f) if space == "wplus" else f
+    return v[:1] - v[1:2] if mode == "directional" else v[:1]
+
+
+def edit_latent(ws: torch.Tensor, direction: torch.Tensor, beta: float, layers: Any = None) -> torch.Tensor:
+    """z'_i = z_i + β n_i on the rows `layers` selects (eq. 11); other rows are copied (07_editing.ipynb).
+
+    ws: `[N, num_ws, w_dim]`; direction: `[num_ws, w_dim]`, `[1, num_ws, w_dim]` or `[N, num_ws, w_dim]`.
+    Returns a new tensor `[N, num_ws, w_dim]`; β = 0 returns ws's values exactly.
+    """
+    beta = check_beta(beta)
+    if ws.ndim != 3:
+        raise ValueError(f"ws must be [N, num_ws, w_dim], got {tuple(ws.shape)}")
+    n = direction if direction.ndim == 3 else direction[None]
+    if n.ndim != 3 or tuple(n.shape[1:]) != tuple(ws.shape[1:]) or n.shape[0] not in (1, ws.shape[0]):
+        raise ValueError(f"direction must be [num_ws, w_dim] or [1 or N, num_ws, w_dim] matching ws "
+                         f"{tuple(ws.shape)}, got {tuple(direction.shape)}")
+    mask = layer_mask(ws.shape[1], layers).to(ws.device)
+    out = ws.clone()
+    if beta != 0.0:
+        out[:, mask] = ws[:, mask] + beta * n.to(ws)[:, mask]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# image conversion
+
+
+def _alpha_on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """rgb, alpha in [0, 1] (HWC, HW1) → rgb composited onto white."""
+    return rgb * alpha + (1.0 - alpha)
+
+
+def _from_pil(image, max_pixels: int) -> tuple[np.ndarray, list[str]]:
+    """PIL image → float32 HWC RGB in [0, 1], and notes on what changed."""
+    from PIL import Image
+
+    w, h = image.size
+    if w * h > max_pixels:
+        raise ImageTooLarge(f"image is {w}x{h} px ({w * h:,} pixels), over the limit of {max_pixels:,}; "
+                            "shrink it first (e.g. PIL's Image.thumbnail)")
+    mode, notes = image.mode, []
+    if mode == "RGB":
+        arr = np.asarray(image, dtype=np.float32) / 255.0
+    elif mode.startswith("I") or mode == "F":  # 16/32-bit integer or float grey
+        grey = np.asarray(image, dtype=np.float64)
+        if mode == "F":
+            peak = 1.0 if grey.size == 0 or grey.max() <= 1.0 else 255.0
+        else:
+            peak = 65535.0 if grey.size and grey.max() > 255 else 255.0
+        arr = np.repeat((grey / peak).clip(0, 1)[..., None], 3, axis=-1).astype(np.float32)
+        notes.append(f"mode {mode} → RGB (grey scaled by 1/{peak:g})")
+    elif mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+        arr = _alpha_on_white(rgba[..., :3], rgba[..., 3:])
+        notes.append(f"mode {mode} → RGB (alpha composited on white)")
+    else:
+        arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+        notes.append(f"mode {mode} → RGB")
+    return arr, notes
+
+
+def _from_numpy(arr: np.ndarray, max_pixels: int) -> tuple[np.ndarray, list[str]]:
+    """NumPy HW / HWC / NHWC → float32 NHWC RGB in [0, 1], and notes."""
+    notes: list[str] = []
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] not in (1, 3, 4):
+        hint = ""
+        if arr.ndim == 4 and arr.shape[1] in (1, 3, 4) or arr.ndim == 3 and arr.shape[0] in (1, 3, 4):
+            hint = " (this looks channels-first: NumPy images are HWC, use arr.transpose(1, 2, 0))"
+        raise ValueError(f"a NumPy image must be HW, HWC or NHWC with 1, 3 or 4 channels, got shape {arr.shape}{hint}")
+    h, w = arr.shape[1:3]
+    if h * w > max_pixels:
+        raise ImageTooLarge(f"image is {w}x{h} px ({w * h:,} pixels), over the limit of {max_pixels:,}; shrink it first")
+    if arr.dtype == np.uint8:
+        x = arr.astype(np.float32) / 255.0
+    elif arr.dtype == np.uint16:
+        x = arr.astype(np.float32) / 65535.0
+        notes.append("uint16 scaled by 1/65535")
+    elif arr.dtype == np.bool_:
+        x = arr.astype(np.float32)
+    elif np.issubdtype(arr.dtype, np.integer):
+        lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+        if lo < 0 or hi > 65535:
+            raise ValueError(f"integer image values range over [{lo}, {hi}]; expected 0-255 (uint8) or 0-65535")
+        peak = 255.0 if hi <= 255 else 65535.0
+        x = arr.astype(np.float32) / peak
+    elif np.issubdtype(arr.dtype, np.floating):
+        x = arr.astype(np.float32)
+        if x.size and not np.isfinite(x).all():
+            raise ValueError("the image contains NaN or infinite values")
+        lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+        if lo < -1e-3:
+            raise ValueError(f"a float NumPy image is read as [0, 1] but its values range over [{lo:.3g}, {hi:.3g}]; "
+                             "for [-1, 1] pass a torch tensor [3, H, W], for 0-255 use uint8")
+        if hi > 1.0 + 1e-3:
+            if hi > 255.0 + 1e-3:
+                raise ValueError(f"float image values range over [{lo:.3g}, {hi:.3g}]; expected [0, 1]")
+            x = x / 255.0
+            notes.append("float values above 1 read as 0-255")
+        x = x.clip(0.0, 1.0)
+    else:
+        raise ValueError(f"unsupported NumPy image dtype {arr.dtype}")
+    if x.shape[-1] == 4:
+        x = _alpha_on_white(x[..., :3], x[..., 3:])
+        notes.append("RGBA → RGB (alpha composited on white)")
+    elif x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+        notes.append("grey → RGB")
+    return x, notes
+
+
+def _from_tensor(x: torch.Tensor, max_pixels: int) -> tuple[torch.Tensor, list[str]]:
+    """torch [C, H, W] / [N, C, H, W] in [-1, 1] → float32 [N, 3, H, W] on the CPU, and notes."""
+    notes: list[str] = []
+    if not x.is_floating_point():
+        raise ValueError(f"a tensor image must be floating point in [-1, 1], got dtype {x.dtype} "
+                         "(convert uint8 with x.float() / 127.5 - 1)")
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"a tensor image must be [3, H, W] or [N, 3, H, W] in [-1, 1], got shape {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    if h * w > max_pixels:
+        raise ImageTooLarge(f"image is {w}x{h} px ({h * w:,} pixels), over the limit of {max_pixels:,}; shrink it first")
+    x = x.detach().float().cpu()
+    if x.numel():
+        if not torch.isfinite(x).all():
+            raise ValueError("the image contains NaN or infinite values")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < -1.5 or hi > 1.5:
+            raise ValueError(f"tensor images must be in [-1, 1], got values in [{lo:.3g}, {hi:.3g}] "
+                             "(from [0, 1] use 2 * x - 1; from 0-255 use x / 127.5 - 1)")
+    if x.shape[1] == 1:
+        x = x.repeat(1, 3, 1, 1)
+        notes.append("grey → RGB")
+    return x.clamp(-1.0, 1.0), notes
+
+
+def _resize_crop(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """[N, 3, H, W] → [N, 3, R, R]: shorter side to R (antialiased bicubic), centre crop."""
+    h, w = x.shape[-2:]
+    scale = resolution / min(h, w)
+    nh, nw = max(resolution, round(h * scale)), max(resolution, round(w * scale))
+    if (nh, nw) != (h, w):
+        x = F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True).clamp(-1.0, 1.0)
+    top, left = (nh - resolution) // 2, (nw - resolution) // 2
+    return x[:, :, top:top + resolution, left:left + resolution].contiguous()
+
+
+def _prepare_one(item: Any, resolution: int, max_pixels: int) -> tuple[torch.Tensor, list[str]]:
+    from PIL import Image
+
+    if isinstance(item, Image.Image):
+        arr, notes = _from_pil(item, max_pixels)
+        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None] * 2.0 - 1.0
+    elif isinstance(item, np.ndarray):
+        arr, notes = _from_numpy(item, max_pixels)
+        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2) * 2.0 - 1.0
+    elif isinstance(item, torch.Tensor):
+        x, notes = _from_tensor(item, max_pixels)
+    else:
+        raise ValueError(f"an image must be a PIL image, a NumPy array or a torch tensor, got {type(item).__name__}")
+    h, w = x.shape[-2:]
+    if h == 0 or w == 0:
+        raise ValueError(f"the image is empty ({w}x{h} px)")
+    if (h, w) != (resolution, resolution):
+        x = _resize_crop(x, resolution)
+        notes.append(f"resized {w}x{h} → {resolution}x{resolution} px (shorter side, centre crop)")
+    return x.float(), notes
+
+
+def _caller_level() -> int:
+    """The `stacklevel` of the first frame outside this package, seen from the caller of this helper,
+    so a warning points at the user's line, however deep inside clip2gan it was raised."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def prepare_images(images: Any, resolution: int, max_pixels: int = MAX_PIXELS, warn: bool = True) -> torch.Tensor:
+    """Any image(s) → `[N, 3, resolution, resolution]` float32 in [-1, 1] on the CPU (07_editing.ipynb).
+
+    Accepts what the module docstring lists; warns (`ImageConversionWarning`) when anything was
+    converted, unless `warn=False`. Raises ValueError (or its subclass `ImageTooLarge`) with what
+    to do for anything it cannot read.
+    """
+    items = list(images) if isinstance(images, (list, tuple)) else [images]
+    if not items:
+        raise ValueError("no images given")
+    xs, notes = [], []
+    for i, item in enumerate(items):
+        x, changed = _prepare_one(item, int(resolution), int(max_pixels))
+        xs.append(x)
+        if changed:
+            notes.append((f"image {i}: " if len(items) > 1 else "") + "; ".join(changed))
+    if notes and warn:
+        warnings.warn("converted the input: " + " | ".join(notes), ImageConversionWarning, stacklevel=_caller_level())
+    return torch.cat(xs)
+
+
+# ------------------------------------------------------------------------------------------------
+# encode once, edit many times
+
+
+@dataclass
+class EncodedImages:
+    """What an edit needs from its images, computed once (07_editing.ipynb).
+
+    images: `[N, 3, R, R]` the prepared inputs (CPU); features: C_img(x) `[N, D]`;
+    ws: z = M(C_img(x)) `[N, num_ws, w_dim]` (eq. 14).
+    """
+
+    images: torch.Tensor
+    features: torch.Tensor
+    ws: torch.Tensor
+
+
+def encode_for_edit(model, images: Any, max_pixels: int = MAX_PIXELS, warn: bool = True) -> EncodedImages:
+    """Prepare images (`prepare_images`) and encode them: C_img(x) and z = M(C_img(x)) (07_editing.ipynb)."""
+    x = prepare_images(images, model.resolution, max_pixels=max_pixels, warn=warn)
+    with torch.no_grad():  # a block, not a decorator: conversion warnings then point at the caller's line
+        f = model.image_features(x).float()
+        return EncodedImages(images=x, features=f, ws=model.map(f))
+
+
+@torch.no_grad()
+def edited_latents(model, encoded: EncodedImages, direction: torch.Tensor, beta: float, space: str = "wplus",
+                   layers: Any = None) -> torch.Tensor:
+    """z' `[N, num_ws, w_dim]` for one β (07_editing.ipynb).
+
+    'wplus': eq. 11 on `encoded.ws`. 'clip': f' = normalize(f_img + β n) with n `[1, D]` from
+    `text_direction(space='clip')`, z' = M(f'); with `layers`, only those rows take M(f') and the
+    others keep z (so layer ranges mean the same in both spaces).
+    """
+    beta = check_beta(beta)
+    _check_choice("space", space, SPACES)
+    if space == "wplus":
+        if direction.ndim != 3:
+            raise ValueError(f"a w+ edit needs a [1, num_ws, w_dim] direction, got {tuple(direction.shape)} "
+                             "(use text_direction(..., space='wplus'))")
+        return edit_latent(encoded.ws, direction, beta, layers)
+    if direction.ndim != 2 or direction.shape[-1] != encoded.features.shape[-1]:
+        raise ValueError(f"a CLIP-space edit needs a [1, {encoded.features.shape[-1]}] direction, got "
+                         f"{tuple(direction.shape)} (use text_direction(..., space='clip'))")
+    mask = layer_mask(encoded.ws.shape[1], layers).to(encoded.ws.device)
+    f_new = F.normalize(encoded.features + beta * direction.to(encoded.features), dim=-1)
+    ws_new = model.map(f_new)
+    return torch.where(mask[None, :, None], ws_new, encoded.ws)
+
+
+class BetaStrip:
+    """One image (or batch), one text, many βs: the encodes happen once (Fig. 9; 07_editing.ipynb).
+
+        strip = BetaStrip(model, image, "a person wearing eyeglasses")
+        row = strip.images([0, 0.25, 0.5, 0.75, 1.0])[0]      # [5, 3, R, R]
+        viz.show_strip([row], ["eyeglasses"], ["0", ".25", ".5", ".75", "1"])
+
+    `strip.image(beta)` equals `edit_image(model, image, text, beta, ...)` for the same settings.
+    """
+
+    def __init__(self, model, images: Any, text: str, space: str = "wplus", layers: Any = None, mode: str = "paper",
+                 neutral: str | None = None, noise_mode: str | None = None, encoded: EncodedImages | None = None):
+        check_text(text)
+        _check_choice("space", space, SPACES)
+        _check_choice("mode", mode, MODES)
+        layer_mask(model.num_ws, layers)  # validate now, not at the first β
+        self.model, self.text, self.space, self.layers, self.mode = model, text, space, layers, mode
+        self.noise_mode = noise_mode
+        self.encoded = encoded if encoded is not None else encode_for_edit(model, images)
+        self.direction = text_direction(model, text, mode=mode, neutral=neutral, space=space)
+
+    def latents(self, beta: float) -> torch.Tensor:
+        """z' `[N, num_ws, w_dim]` for β."""
+        return edited_latents(self.model, self.encoded, self.direction, beta, self.space, self.layers)
+
+    @torch.no_grad()
+    def image(self, beta: float) -> torch.Tensor:
+        """The edited images `[N, 3, R, R]` in [-1, 1] (CPU) for β."""
+        return self.model.synthesize(self.latents(beta), noise_mode=self.noise_mode).clamp(-1, 1).float().cpu()
+
+    def images(self, betas: Sequence[float]) -> torch.Tensor:
+        """`[N, len(betas), 3, R, R]`: row i is image i's strip over `betas`."""
+        betas = [check_beta(b) for b in betas]
+        if not betas:
+            raise ValueError("betas is empty")
+        return torch.stack([self.image(b) for b in betas], dim=1)
+
+
+def edit_image(model, image: Any, text: str, beta: float = 1.0, space: str = "wplus", layers: Any = None,
+               mode: str = "paper", neutral: str | None = None, noise_mode: str | None = None) -> torch.Tensor:
+    """Edit real image(s) with a text (eq. 11-14), `[N, 3, R, R]` in [-1, 1] on the CPU (07_editing.ipynb).
+
+    image: anything `prepare_images` reads. text: the edit ("wearing eyeglasses"). beta: the edit
+    strength (paper: [0, 1]; any finite value works). space: 'wplus' (the paper) or 'clip' (supp.
+    Table 6). layers: None (all rows), 'coarse' / 'middle' / 'fine', a slice or row indices. mode:
+    'paper' or 'directional' (with `neutral`, default `default_neutral(model)`). β = 0 in 'wplus'
+    returns `model.reconstruct(x)` exactly.
+    """
+    beta = check_beta(beta)
+    check_text(text)
+    return BetaStrip(model, image, text, space=space, layers=layers, mode=mode, neutral=neutral,
+                     noise_mode=noise_mode).image(beta)

@@ -1,0 +1,321 @@
+"""edit: eq. 11-14, layer ranges, CLIP-space edits, β strips, image conversion, errors (tiny world)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from clip2gan.edit import (BetaStrip, ImageConversionWarning, ImageTooLarge, default_neutral, edit_image, edit_latent,
+                           edited_latents, encode_for_edit, layer_groups, layer_mask, prepare_images, text_direction)
+from tiny_editing import tiny_model
+from tiny_world import RES
+
+TEXT = "a person wearing a hat"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+@pytest.fixture(scope="module")
+def image():
+    return torch.rand(2, 3, RES, RES, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+# ------------------------------------------------------------------------------------------------
+# layer ranges and eq. 11
+
+
+@pytest.mark.parametrize("num_ws, expected", [
+    (18, (range(0, 4), range(4, 8), range(8, 18))),   # FFHQ 1024: the StyleGAN split 4 / 4 / 10
+    (14, (range(0, 4), range(4, 8), range(8, 14))),   # FFHQ 256 (paper256)
+    (10, (range(0, 4), range(4, 8), range(8, 10))),   # 64 px: still the resolution split
+    (8, (range(0, 2), range(2, 6), range(6, 8))),     # the 32 px toy: 4² level / between / 32² level
+    (6, (range(0, 2), range(2, 4), range(4, 6))),     # the 16 px test world
+])
+def test_layer_groups(num_ws, expected):
+    groups = layer_groups(num_ws)
+    assert (groups["coarse"], groups["middle"], groups["fine"]) == expected
+    assert sorted(i for r in groups.values() for i in r) == list(range(num_ws))  # a partition
+
+
+@pytest.mark.parametrize("layers, rows", [(None, range(6)), ("all", range(6)), ("coarse", [0, 1]), ("middle", [2, 3]),
+                                          ("fine", [4, 5]), (slice(1, 3), [1, 2]), ([0, -1], [0, 5]), (range(3, 5), [3, 4])])
+def test_edit_latent_touches_only_the_chosen_rows(layers, rows):
+    g = torch.Generator().manual_seed(0)
+    ws, n = torch.randn(3, 6, 16, generator=g), torch.randn(1, 6, 16, generator=g)
+    out = edit_latent(ws, n, 0.7, layers)
+    chosen = torch.zeros(6, dtype=torch.bool)
+    chosen[list(rows)] = True
+    assert torch.equal(out[:, ~chosen], ws[:, ~chosen])
+    assert torch.allclose(out[:, chosen], ws[:, chosen] + 0.7 * n[:, chosen])
+    assert torch.equal(layer_mask(6, layers), chosen)
+
+
+def test_edit_latent_direction_shapes_and_beta_zero():
+    ws = torch.randn(2, 6, 16)
+    for n in (torch.randn(6, 16), torch.randn(1, 6, 16), torch.randn(2, 6, 16)):
+        assert edit_latent(ws, n, 1.0).shape == ws.shape
+    same = edit_latent(ws, torch.randn(6, 16), 0.0)
+    assert torch.equal(same, ws) and same is not ws
+    with pytest.raises(ValueError, match="direction"):
+        edit_latent(ws, torch.randn(3, 6, 16), 1.0)
+    with pytest.raises(ValueError, match="direction"):
+        edit_latent(ws, torch.randn(6, 8), 1.0)
+
+
+@pytest.mark.parametrize("beta", [float("nan"), float("inf"), -float("inf"), "strong", None, True, torch.ones(2)])
+def test_bad_beta_is_a_clear_error(model, image, beta):
+    with pytest.raises(ValueError, match="beta"):
+        edit_latent(torch.zeros(1, 6, 16), torch.zeros(6, 16), beta)
+    with pytest.raises(ValueError, match="beta"):
+        edit_image(model, image, TEXT, beta=beta)
+
+
+@pytest.mark.parametrize("layers, match", [("medium", "layers must be"), ([7], "out of range"), (slice(6, 9), "selects none"),
+                                           (1.5, "layers must be")])
+def test_bad_layers_are_clear(layers, match):
+    with pytest.raises(ValueError, match=match):
+        layer_mask(6, layers)
+
+
+def test_a_group_too_small_for_the_generator_is_clear():
+    with pytest.raises(ValueError, match="no 'middle' rows"):
+        layer_mask(4, "middle")  # an 8 px generator: one coarse and one fine level only
+
+
+# ------------------------------------------------------------------------------------------------
+# eq. 13: directions
+
+
+def test_text_direction_paper_and_directional(model):
+    n = text_direction(model, TEXT)
+    assert n.shape == (1, model.num_ws, model.w_dim)
+    assert torch.allclose(n, model.encode_text([TEXT]), atol=1e-6)
+    d = text_direction(model, TEXT, mode="directional", neutral="a person")
+    assert torch.allclose(d, model.encode_text([TEXT]) - model.encode_text(["a person"]), atol=1e-5)
+    c = text_direction(model, TEXT, space="clip")
+    assert c.shape == (1, model.clip.embed_dim) and torch.allclose(c, model.text_features([TEXT]), atol=1e-6)
+    assert torch.allclose(text_direction(model, TEXT, mode="directional", neutral=TEXT), torch.zeros_like(n))
+
+
+def test_default_neutral_prompts(model):
+    assert default_neutral("toyfaces") == "a person"
+    assert default_neutral("ffhq") == "a face" and default_neutral(model) == "a face"  # model.profile is 'custom'
+
+
+@pytest.mark.parametrize("text", ["", "   ", None, 3])
+def test_empty_or_non_string_text_is_clear(model, image, text):
+    with pytest.raises(ValueError, match="text"):
+        edit_image(model, image, text)
+    with pytest.raises(ValueError, match="text"):
+        text_direction(model, text)
+
+
+def test_bad_space_and_mode_are_clear(model, image):
+    with pytest.raises(ValueError, match="space"):
+        edit_image(model, image, TEXT, space="w")
+    with pytest.raises(ValueError, match="mode"):
+        edit_image(model, image, TEXT, mode="relative")
+
+
+# ------------------------------------------------------------------------------------------------
+# eq. 11-14 end to end
+
+
+def test_beta_zero_is_the_reconstruction_exactly(model, image):
+    assert torch.equal(edit_image(model, image, TEXT, beta=0.0), model.reconstruct(image))
+
+
+def test_wplus_edit_matches_the_formula_and_changes_the_image(model, image):
+    z = model.encode_image(image)
+    expected = model.synthesize(z + 0.8 * model.encode_text([TEXT])).clamp(-1, 1)
+    out = edit_image(model, image, TEXT, beta=0.8)
+    assert torch.allclose(out, expected, atol=1e-5)
+    assert (out - model.reconstruct(image)).abs().max() > 1e-2
+
+
+def test_clip_space_edit_matches_the_formula(model, image):
+    f = model.image_features(image)
+    t = model.text_features([TEXT])
+    expected = model.synthesize(model.map(torch.nn.functional.normalize(f + 0.5 * t, dim=-1))).clamp(-1, 1)
+    assert torch.allclose(edit_image(model, image, TEXT, beta=0.5, space="clip"), expected, atol=1e-5)
+    assert torch.allclose(edit_image(model, image, TEXT, beta=0.0, space="clip"), model.reconstruct(image), atol=1e-5)
+
+
+def test_clip_space_layers_keep_the_other_rows_of_z(model, image):
+    enc = encode_for_edit(model, image)
+    n = text_direction(model, TEXT, space="clip")
+    ws = edited_latents(model, enc, n, 1.0, space="clip", layers="coarse")
+    assert torch.equal(ws[:, 2:], enc.ws[:, 2:]) and not torch.allclose(ws[:, :2], enc.ws[:, :2])
+    with pytest.raises(ValueError, match="CLIP-space edit needs"):
+        edited_latents(model, enc, text_direction(model, TEXT), 1.0, space="clip")
+    with pytest.raises(ValueError, match="w\\+ edit needs"):
+        edited_latents(model, enc, n, 1.0, space="wplus")
+
+
+def test_directional_edit_with_the_neutral_text_is_the_reconstruction(model, image):
+    out = edit_image(model, image, "a face", beta=1.0, mode="directional")  # default neutral of a 'custom' model
+    assert torch.allclose(out, model.reconstruct(image), atol=1e-5)
+
+
+def test_layer_range_edit_only_moves_those_rows(model, image):
+    enc = encode_for_edit(model, image)
+    ws = BetaStrip(model, image, TEXT, layers="fine").latents(1.0)
+    assert torch.equal(ws[:, :4], enc.ws[:, :4]) and not torch.equal(ws[:, 4:], enc.ws[:, 4:])
+
+
+def test_model_edit_delegates(model, image):
+    assert torch.equal(model.edit(image, TEXT, beta=0.3, layers="coarse"), edit_image(model, image, TEXT, 0.3, layers="coarse"))
+
+
+def test_beta_strip_encodes_once_and_matches_edit_image(model, image, monkeypatch):
+    calls = {"image": 0, "text": 0}
+    real_image, real_text = model.image_features, model.text_features
+
+    def count_image(*a, **k):
+        calls["image"] += 1
+        return real_image(*a, **k)
+
+    def count_text(*a, **k):
+        calls["text"] += 1
+        return real_text(*a, **k)
+
+    monkeypatch.setattr(model, "image_features", count_image)
+    monkeypatch.setattr(model, "text_features", count_text)
+    strip = BetaStrip(model, image, TEXT, mode="directional")
+    grid = strip.images([0.0, 0.5, 1.0, 2.0])
+    assert grid.shape == (2, 4, 3, RES, RES)
+    assert calls == {"image": 1, "text": 1}  # one encode of the images, one of [text, neutral]
+    monkeypatch.undo()
+    assert torch.equal(grid[:, 0], model.reconstruct(image))
+    assert torch.allclose(grid[:, 2], edit_image(model, image, TEXT, beta=1.0, mode="directional"), atol=1e-6)
+    with pytest.raises(ValueError, match="empty"):
+        strip.images([])
+
+
+# ------------------------------------------------------------------------------------------------
+# input conversion
+
+
+def _convert(x, **kw):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = prepare_images(x, RES, **kw)
+    notes = [str(w.message) for w in caught if issubclass(w.category, ImageConversionWarning)]
+    return out, notes
+
+
+def test_tensor_at_resolution_passes_unchanged_without_warning(image):
+    out, notes = _convert(image)
+    assert torch.equal(out, image) and notes == []
+    out, notes = _convert(image[0])  # [3, H, W] → a batch of one
+    assert out.shape == (1, 3, RES, RES) and notes == []
+
+
+def test_pil_rgb_and_numpy_uint8_agree():
+    arr = np.random.default_rng(0).integers(0, 256, (RES, RES, 3), dtype=np.uint8)
+    a, notes_a = _convert(Image.fromarray(arr))
+    b, notes_b = _convert(arr)
+    assert notes_a == notes_b == []
+    assert torch.allclose(a, torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 127.5 - 1, atol=1e-6)
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "CMYK", "I;16", "I", "F", "1"])
+def test_every_pil_mode_becomes_rgb_with_a_warning(mode):
+    base = Image.fromarray(np.random.default_rng(1).integers(0, 256, (RES, RES, 3), dtype=np.uint8))
+    if mode == "I;16":
+        im = Image.fromarray((np.random.default_rng(2).integers(0, 65536, (RES, RES))).astype(np.uint16))
+    elif mode == "F":
+        im = Image.fromarray(np.random.default_rng(2).random((RES, RES)).astype(np.float32))
+    else:
+        im = base.convert(mode)
+    out, notes = _convert(im)
+    assert out.shape == (1, 3, RES, RES) and out.min() >= -1 and out.max() <= 1
+    assert len(notes) == 1 and "RGB" in notes[0]
+
+
+def test_transparent_pixels_become_white():
+    rgba = np.zeros((RES, RES, 4), np.uint8)  # black, fully transparent
+    rgba[:, : RES // 2, 3] = 255  # left half opaque black
+    for item in (Image.fromarray(rgba, "RGBA"), rgba):
+        out, notes = _convert(item)
+        assert torch.allclose(out[0, :, :, RES // 2:], torch.ones(1)) and torch.allclose(out[0, :, :, : RES // 2], -torch.ones(1))
+        assert "alpha composited on white" in notes[0]
+
+
+def test_sixteen_bit_full_scale_is_white():
+    im = Image.fromarray(np.full((RES, RES), 65535, np.uint16))
+    out, _ = _convert(im)
+    assert torch.allclose(out, torch.ones(1))
+    out, notes = _convert(np.full((RES, RES, 3), 65535, np.uint16))
+    assert torch.allclose(out, torch.ones(1)) and "uint16" in notes[0]
+
+
+def test_numpy_layouts_and_ranges():
+    rng = np.random.default_rng(3)
+    grey, _ = _convert(rng.random((RES, RES)).astype(np.float32))  # HW float in [0, 1]
+    assert grey.shape == (1, 3, RES, RES) and torch.equal(grey[:, 0], grey[:, 1])
+    batch, _ = _convert(rng.integers(0, 256, (4, RES, RES, 3), dtype=np.uint8))  # NHWC
+    assert batch.shape == (4, 3, RES, RES)
+    f255, notes = _convert(rng.random((RES, RES, 3)) * 255)  # float 0-255
+    assert "0-255" in notes[0] and f255.max() <= 1
+    with pytest.raises(ValueError, match="transpose"):
+        prepare_images(rng.random((3, 20, 20)).astype(np.float32), RES)
+    with pytest.raises(ValueError, match="read as \\[0, 1\\]"):
+        prepare_images(rng.random((RES, RES, 3)) * 2 - 1, RES)
+
+
+def test_any_size_is_resized_and_centre_cropped_with_a_warning():
+    wide = np.zeros((RES, 3 * RES, 3), np.uint8)
+    wide[:, RES:2 * RES, 1] = 255  # left third black, middle third green, right third black
+    out, notes = _convert(wide)
+    assert out.shape == (1, 3, RES, RES) and "centre crop" in notes[0]
+    assert torch.allclose(out[0, 1], torch.ones(1)) and torch.allclose(out[0, 0], -torch.ones(1))
+    big, notes = _convert(torch.rand(1, 3, 5 * RES, 4 * RES) * 2 - 1)
+    assert big.shape == (1, 3, RES, RES) and f"{4 * RES}x{5 * RES} → {RES}x{RES}" in notes[0]
+    small, notes = _convert(Image.new("RGB", (5, 7), (255, 0, 0)))  # enlarged too
+    assert small.shape == (1, 3, RES, RES) and torch.allclose(small[0, 0], torch.ones(1), atol=1e-5)
+
+
+def test_lists_of_mixed_inputs_are_stacked():
+    items = [Image.new("RGB", (RES, RES)), np.zeros((RES, RES, 3), np.uint8), torch.zeros(3, RES, RES)]
+    out, _ = _convert(items)
+    assert out.shape == (3, 3, RES, RES)
+
+
+def test_grey_tensor_becomes_rgb():
+    out, notes = _convert(torch.zeros(1, RES, RES))
+    assert out.shape == (1, 3, RES, RES) and "grey" in notes[0]
+
+
+@pytest.mark.parametrize("bad, match", [
+    (torch.zeros(3, RES, RES, dtype=torch.uint8), "floating point"),
+    (torch.full((3, RES, RES), 3.0), "\\[-1, 1\\]"),
+    (torch.full((3, RES, RES), float("nan")), "NaN"),
+    (torch.zeros(2, 5, RES, RES), "\\[N, 3, H, W\\]"),
+    ("face.png", "PIL image, a NumPy array or a torch tensor"),
+    ([], "no images"),
+])
+def test_unreadable_inputs_are_clear(bad, match):
+    with pytest.raises(ValueError, match=match):
+        prepare_images(bad, RES)
+
+
+def test_too_many_pixels_is_refused_before_work():
+    for item in (Image.new("RGB", (30, 20)), np.zeros((20, 30, 3), np.uint8), torch.zeros(3, 20, 30)):
+        with pytest.raises(ImageTooLarge, match="600 pixels"):
+            prepare_images(item, RES, max_pixels=500)
+
+
+def test_edit_image_accepts_a_pil_image_of_any_size(model):
+    im = Image.new("RGBA", (40, 24), (200, 40, 40, 255))
+    with pytest.warns(ImageConversionWarning, match="resized 40x24"):
+        out = edit_image(model, im, TEXT, beta=0.5)
+    assert out.shape == (1, 3, RES, RES)
