@@ -19,7 +19,8 @@ message in `app.message`'s panel; the widget stays usable.
 
 For tests and scripts: `app.set_prompt(...)`, `app.set_beta(...)`, `app.select(...)`,
 `app.upload_bytes(data, name)`, `app.edited_array()` / `app.original_array()` (uint8 HWC at the
-generator's resolution), `app.message` and `app.n_redraws`.
+generator's resolution), `app.message` and `app.n_redraws`. In a browser page each control carries
+the CSS class `c2g-<attribute>` (`c2g-prompt`, `c2g-beta`, `c2g-edited`, `c2g-status`, …).
 """
 
 from __future__ import annotations
@@ -134,6 +135,8 @@ class EditingApp:
             W.HBox([W.VBox([W.HTML("<b>original</b>"), self.original]), W.VBox([W.HTML("<b>edited</b>"), self.edited])]),
             self.status,
         ])
+        for name in ("picker", "upload", "prompt", "beta", "extend", "layers", "space", "mode", "original", "edited", "status"):
+            getattr(self, name).add_class(f"c2g-{name}")  # stable handles for browser tests and styling
         for control in (self.picker, self.prompt, self.beta, self.layers, self.space, self.mode):
             control.observe(self._on_change, names="value")
         self.extend.observe(self._on_extend, names="value")

@@ -47,6 +47,7 @@ def test_builds_with_toy_faces_and_shows_the_reconstruction(app, model):
     import ipywidgets
 
     assert isinstance(app.widget, ipywidgets.VBox)
+    assert "c2g-edited" in app.edited._dom_classes and "c2g-status" in app.status._dom_classes  # browser handles
     assert len(app.picker.options) == 3 and app.picker.value.startswith("toy face 0")
     assert "prompt" in app.message and app.n_redraws == 1
     x = _current_image(app)[None]
