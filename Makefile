@@ -10,7 +10,7 @@ STAMP := $(VENV)/.clip2gan-installed
 PROFILE ?= toyfaces
 PARAMS ?= demo
 
-.PHONY: setup demo test unit notebooks bench app clean-outputs strip
+.PHONY: setup setup-browser demo test unit notebooks bench app clean-outputs strip
 
 setup: $(STAMP)
 
@@ -25,11 +25,19 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 	@echo "== set-up done: $$(du -sh $(VENV) | cut -f1) in $(VENV) =="
 
+# Debian's Chromium for the browser test of the editing app (Playwright drives it; nothing downloads a browser).
+setup-browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "== installing Debian's chromium for the browser test =="; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "!! chromium is missing and cannot be installed here: the browser test will be skipped"; fi; }
+
 demo: setup
 	$(PY) -m clip2gan.pipeline --profile $(PROFILE) --params $(PARAMS) --out outputs/
 
 # Unit tests and every notebook (nbval, lax: only cells marked NBVAL_CHECK_OUTPUT are compared).
-test: setup
+test: setup setup-browser
 	@start=$$(date +%s); \
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --timeout=1800 -q -p no:cacheprovider; \
 	rc=$$?; echo "== make test: exit $$rc after $$(( $$(date +%s) - start )) s (unit tests + notebooks) =="; exit $$rc
@@ -42,6 +50,9 @@ notebooks: setup
 
 bench: setup
 	$(PY) -m clip2gan.bench
+
+app: setup
+	$(PY) -m clip2gan.app --profile $(PROFILE)
 
 strip: setup
 	$(PY) -m clip2gan.pipeline --strip notebooks/
