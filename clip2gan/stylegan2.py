@@ -1404,8 +1404,48 @@ def _codecs_encode(text: Any, encoding: Any = "latin1") -> bytes:
     return text.encode("latin1")
 
 
+class _NDArrayType:
+    """Stand-in for `numpy.ndarray` (accepted only as the class argument of `_reconstruct`)."""
+
+
+class _NDArrayRecord:
+    """`numpy.core.multiarray._reconstruct(ndarray, ...)` + its BUILD state, decoded as plain numbers."""
+
+    def __init__(self) -> None:
+        self.array: Optional[np.ndarray] = None
+
+    def _safe_setstate(self, state: Any) -> None:
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise UnsafePickleError("numpy array with unexpected state")
+        _, shape, dtype, is_fortran, raw = state
+        if not isinstance(dtype, _NumpyDtype) or not isinstance(raw, bytes):
+            raise UnsafePickleError("numpy array that is not plain numeric data")
+        shape = tuple(int(d) for d in shape)
+        self.array = np.frombuffer(raw, dtype=dtype.to_numpy()).reshape(shape, order="F" if is_fortran else "C").copy()
+
+
+def _ndarray_reconstruct(cls: Any, shape: Any = None, typecode: Any = None) -> _NDArrayRecord:
+    if cls is not _NDArrayType:
+        raise UnsafePickleError("numpy _reconstruct of something other than numpy.ndarray")
+    return _NDArrayRecord()
+
+
+class _TFNetworkRecord:
+    """Stand-in for `dnnlib.tflib.network.Network` of the TensorFlow StyleGAN2 repositories: its pickled
+    state (static kwargs, sub-networks, variables) kept as data; `build_module_src` is never executed."""
+
+    def __init__(self) -> None:
+        self.state: dict = {}
+
+    def _safe_setstate(self, state: Any) -> None:
+        if not isinstance(state, dict) or not isinstance(state.get("variables"), list):
+            raise UnsafePickleError("TensorFlow network with unexpected state")
+        self.state = state
+
+
 # (module, name) -> the harmless object returned in its place. This is everything that NVIDIA's
-# stylegan2-ada-pytorch and stylegan3 snapshots contain; nothing here can run code from the file.
+# stylegan2-ada-pytorch and stylegan3 snapshots and the TensorFlow-era (G, D, Gs) pickles contain;
+# nothing here can run code from the file.
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _PersistentRecord,
     ("dnnlib.util", "EasyDict"): _EasyDict,
@@ -1421,6 +1461,11 @@ _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy", "dtype"): _NumpyDtype,
     ("numpy.core.multiarray", "scalar"): _numpy_scalar,
     ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+    # TensorFlow-era pickles (the original StyleGAN2 and StyleGAN2-ADA repositories):
+    ("dnnlib.tflib.network", "Network"): _TFNetworkRecord,
+    ("numpy", "ndarray"): _NDArrayType,
+    ("numpy.core.multiarray", "_reconstruct"): _ndarray_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _ndarray_reconstruct,
 }
 
 
@@ -1586,6 +1631,167 @@ def _rebuild_network(rec: _PersistentRecord, device: Union[str, torch.device] = 
     return net.to(device).eval().requires_grad_(False)
 
 
+# TensorFlow-era pickles: a tuple (G, D, Gs) of dnnlib.tflib.network.Network objects, each holding
+# `static_kwargs`, sub-networks (`components`: G has 'mapping' and 'synthesis') and `variables`, a list
+# of (name, numpy array). Names and layouts follow the TF code: dense weights are [in, out], conv
+# weights [kh, kw, in, out], the upsampling conv kernel is stored flipped, style biases are stored
+# minus 1, noise images as noise{i} [1, 1, r, r]. (The same table as NVIDIA's legacy.py converter.)
+
+_TF_G_KWARGS = {"latent_size", "label_size", "dlatent_size", "resolution", "num_channels", "mapping_layers",
+                "label_fmaps", "mapping_fmaps", "mapping_nonlinearity", "mapping_lrmul", "w_avg_beta", "fmap_base",
+                "fmap_max", "num_fp16_res", "conv_clamp", "architecture", "resample_kernel", "use_noise",
+                "nonlinearity", "truncation_psi", "truncation_cutoff", "style_mixing_prob", "structure"}
+_TF_D_KWARGS = {"label_size", "resolution", "num_channels", "architecture", "fmap_base", "fmap_max", "num_fp16_res",
+                "conv_clamp", "mapping_fmaps", "nonlinearity", "resample_kernel", "freeze_layers", "mapping_layers",
+                "mapping_lrmul", "mbstd_group_size", "mbstd_num_features", "structure"}
+
+
+def _tf_variables(rec: _TFNetworkRecord, prefix: str = "") -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for item in rec.state.get("variables", []):
+        name, value = item
+        value = value.array if isinstance(value, _NDArrayRecord) else value
+        if not isinstance(value, (np.ndarray, float, int)):
+            raise ValueError(f"TF variable {prefix}{name} is a {type(value).__name__}")
+        out[prefix + str(name)] = np.asarray(value, dtype=np.float32)
+    for name, comp in (rec.state.get("components") or {}).items():
+        if not isinstance(comp, _TFNetworkRecord):
+            raise ValueError(f"TF component {name} is a {type(comp).__name__}")
+        out.update(_tf_variables(comp, prefix + str(name) + "/"))
+    return out
+
+
+def _tf_static_kwargs(rec: _TFNetworkRecord, known: set, what: str) -> dict[str, Any]:
+    if int(rec.state.get("version", 0)) < 4:
+        raise ValueError(f"TensorFlow {what} pickle version {rec.state.get('version')} is too old (need 4)")
+    kwargs = _plain(rec.state.get("static_kwargs") or {})
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise ValueError(f"TensorFlow {what}: unsupported static kwargs {unknown}")
+    return kwargs
+
+
+def _tf_fill(net: torch.nn.Module, values: dict[str, np.ndarray], what: str) -> torch.nn.Module:
+    state = net.state_dict()
+    missing = sorted(k for k in state if k not in values and not k.endswith("resample_filter"))
+    if missing:
+        raise ValueError(f"TensorFlow {what}: no variables for {missing[:4]}{'...' if len(missing) > 4 else ''}")
+    for key, value in values.items():
+        t = torch.from_numpy(np.ascontiguousarray(value)).reshape(state[key].shape)
+        state[key] = t
+    net.load_state_dict(state, strict=True)
+    return net
+
+
+def _convert_tf_generator(rec: _TFNetworkRecord) -> Generator:
+    k = _tf_static_kwargs(rec, _TF_G_KWARGS, "generator")
+    w_avg_beta = k.get("w_avg_beta", 0.995)
+    kwargs = dict(
+        z_dim=k.get("latent_size", 512), c_dim=k.get("label_size", 0), w_dim=k.get("dlatent_size", 512),
+        img_resolution=k.get("resolution", 1024), img_channels=k.get("num_channels", 3),
+        mapping_kwargs=dict(num_layers=k.get("mapping_layers", 8), embed_features=k.get("label_fmaps"),
+                            layer_features=k.get("mapping_fmaps"), activation=k.get("mapping_nonlinearity", "lrelu"),
+                            lr_multiplier=k.get("mapping_lrmul", 0.01), w_avg_beta=1 if w_avg_beta is None else w_avg_beta),
+        synthesis_kwargs=dict(channel_base=k.get("fmap_base", 16384) * 2, channel_max=k.get("fmap_max", 512),
+                              num_fp16_res=k.get("num_fp16_res", 0), conv_clamp=k.get("conv_clamp"),
+                              architecture=k.get("architecture", "skip"),
+                              resample_filter=k.get("resample_kernel", [1, 3, 3, 1]),
+                              use_noise=k.get("use_noise", True), activation=k.get("nonlinearity", "lrelu")))
+    v = _tf_variables(rec)
+    if any("ToRGB_lod" in name for name in v) or any("LabelConcat" in name for name in v):
+        raise ValueError("this TensorFlow generator uses an architecture without an NVIDIA PyTorch equivalent "
+                         "(progressive-growing 'orig' toRGB layers or LabelConcat labels)")
+    with skip_init():
+        G = Generator(**kwargs)
+    sd: dict[str, np.ndarray] = {"mapping.w_avg": v["dlatent_avg"]}
+    if G.c_dim > 0:
+        sd["mapping.embed.weight"] = v["mapping/LabelEmbed/weight"].T
+        sd["mapping.embed.bias"] = v["mapping/LabelEmbed/bias"]
+    for i in range(G.mapping.num_layers):
+        sd[f"mapping.fc{i}.weight"] = v[f"mapping/Dense{i}/weight"].T
+        sd[f"mapping.fc{i}.bias"] = v[f"mapping/Dense{i}/bias"]
+    sd["synthesis.b4.const"] = v["synthesis/4x4/Const/const"][0]
+
+    def modulated(dst: str, src: str, flip: bool = False) -> None:
+        weight = v[f"{src}/weight"]  # [kh, kw, I, O]
+        if flip:
+            weight = weight[::-1, ::-1]
+        sd[f"{dst}.weight"] = weight.transpose(3, 2, 0, 1)
+        sd[f"{dst}.bias"] = v[f"{src}/bias"]
+        sd[f"{dst}.affine.weight"] = v[f"{src}/mod_weight"].T
+        sd[f"{dst}.affine.bias"] = v[f"{src}/mod_bias"] + 1
+
+    for res in G.synthesis.block_resolutions:
+        block = getattr(G.synthesis, f"b{res}")
+        src = f"synthesis/{res}x{res}"
+        convs = [("conv1", "Conv", 0, False)] if res == 4 else [("conv0", "Conv0_up", -5, True), ("conv1", "Conv1", -4, False)]
+        for name, tf_name, offset, flip in convs:
+            modulated(f"synthesis.b{res}.{name}", f"{src}/{tf_name}", flip=flip)
+            if getattr(block, name).use_noise:
+                sd[f"synthesis.b{res}.{name}.noise_strength"] = v[f"{src}/{tf_name}/noise_strength"]
+                noise_idx = 0 if res == 4 else 2 * int(math.log2(res)) + offset
+                sd[f"synthesis.b{res}.{name}.noise_const"] = v[f"synthesis/noise{noise_idx}"][0, 0]
+        if hasattr(block, "torgb"):
+            modulated(f"synthesis.b{res}.torgb", f"{src}/ToRGB")
+        if hasattr(block, "skip"):
+            sd[f"synthesis.b{res}.skip.weight"] = v[f"{src}/Skip/weight"][::-1, ::-1].transpose(3, 2, 0, 1)
+    return _tf_fill(G, sd, "generator")
+
+
+def _convert_tf_discriminator(rec: _TFNetworkRecord) -> Discriminator:
+    k = _tf_static_kwargs(rec, _TF_D_KWARGS, "discriminator")
+    act = k.get("nonlinearity", "lrelu")
+    kwargs = dict(
+        c_dim=k.get("label_size", 0), img_resolution=k.get("resolution", 1024), img_channels=k.get("num_channels", 3),
+        architecture=k.get("architecture", "resnet"), channel_base=k.get("fmap_base", 16384) * 2,
+        channel_max=k.get("fmap_max", 512), num_fp16_res=k.get("num_fp16_res", 0), conv_clamp=k.get("conv_clamp"),
+        cmap_dim=k.get("mapping_fmaps"),
+        block_kwargs=dict(activation=act, resample_filter=k.get("resample_kernel", [1, 3, 3, 1]),
+                          freeze_layers=k.get("freeze_layers", 0)),
+        mapping_kwargs=dict(num_layers=k.get("mapping_layers", 0), embed_features=k.get("mapping_fmaps"),
+                            layer_features=k.get("mapping_fmaps"), activation=act,
+                            lr_multiplier=k.get("mapping_lrmul", 0.1)),
+        # The TF discriminator's own default group size is 4 (NVIDIA's legacy.py uses None = whole batch;
+        # the two agree for batches of up to 4).
+        epilogue_kwargs=dict(mbstd_group_size=k.get("mbstd_group_size", 4),
+                             mbstd_num_channels=k.get("mbstd_num_features", 1), activation=act))
+    v = _tf_variables(rec)
+    if any("FromRGB_lod" in name for name in v):
+        raise ValueError("this TensorFlow discriminator uses progressive-growing fromRGB layers (not supported)")
+    with skip_init():
+        D = Discriminator(**kwargs)
+    sd: dict[str, np.ndarray] = {}
+
+    def conv(dst: str, src: str, bias: bool = True) -> None:
+        sd[f"{dst}.weight"] = v[f"{src}/weight"].transpose(3, 2, 0, 1)
+        if bias:
+            sd[f"{dst}.bias"] = v[f"{src}/bias"]
+
+    def dense(dst: str, src: str) -> None:
+        sd[f"{dst}.weight"] = v[f"{src}/weight"].T
+        sd[f"{dst}.bias"] = v[f"{src}/bias"]
+
+    for res in D.block_resolutions:
+        block = getattr(D, f"b{res}")
+        src = f"{res}x{res}"
+        if hasattr(block, "fromrgb"):
+            conv(f"b{res}.fromrgb", f"{src}/FromRGB")
+        conv(f"b{res}.conv0", f"{src}/Conv0")
+        conv(f"b{res}.conv1", f"{src}/Conv1_down")
+        if hasattr(block, "skip"):
+            conv(f"b{res}.skip", f"{src}/Skip", bias=False)
+    if D.c_dim > 0:
+        dense("mapping.embed", "LabelEmbed")
+        for i in range(D.mapping.num_layers):
+            dense(f"mapping.fc{i}", f"Mapping{i}")
+    if hasattr(D.b4, "fromrgb"):
+        conv("b4.fromrgb", "4x4/FromRGB")
+    conv("b4.conv", "4x4/Conv")
+    dense("b4.fc", "4x4/Dense0")
+    dense("b4.out", "Output")
+    return _tf_fill(D, sd, "discriminator")
+
+
 def _resolve(path_or_name: PathLike) -> Path:
     path = Path(os.fspath(path_or_name)).expanduser()
     if path.is_file():
@@ -1598,8 +1804,9 @@ def _resolve(path_or_name: PathLike) -> Path:
 def load_nvidia_pkl(path_or_name: PathLike, device: Union[str, torch.device] = "cpu") -> dict[str, Any]:
     """Read an NVIDIA StyleGAN2 network pickle safely: `dict(G=..., D=..., G_ema=...)` (02_stylegan2_wplus.ipynb).
 
-    Reads stylegan2-ada-pytorch snapshots and the StyleGAN2-config pickles of the stylegan3
-    repository. Nothing from the file is executed and neither `dnnlib` nor `torch_utils` is needed:
+    Reads stylegan2-ada-pytorch snapshots, the StyleGAN2-config pickles of the stylegan3 repository
+    and the TensorFlow-era `(G, D, Gs)` pickles of the original StyleGAN2 (e.g. LSUN Church; their
+    variables are converted as NVIDIA's legacy.py does). Nothing from the file is executed and neither `dnnlib` nor `torch_utils` is needed:
     a restricted unpickler accepts only the globals those files contain, each network is rebuilt
     from its recorded init kwargs with this module's classes and filled from the recorded
     parameters and buffers (`strict=True`), and its recorded attributes are checked against the
@@ -1612,11 +1819,13 @@ def load_nvidia_pkl(path_or_name: PathLike, device: Union[str, torch.device] = "
     path = _resolve(path_or_name)
     with open(path, "rb") as f:
         data = _SafeUnpickler(f).load()
+    if isinstance(data, tuple) and len(data) == 3 and all(isinstance(n, _TFNetworkRecord) for n in data):
+        tf_G, tf_D, tf_Gs = data  # TensorFlow-era pickle
+        return {"G": _convert_tf_generator(tf_G).to(device).eval().requires_grad_(False),
+                "D": _convert_tf_discriminator(tf_D).to(device).eval().requires_grad_(False),
+                "G_ema": _convert_tf_generator(tf_Gs).to(device).eval().requires_grad_(False)}
     if not isinstance(data, dict) or "G_ema" not in data:
         kind = type(data).__name__
-        if isinstance(data, tuple) and len(data) == 3:
-            raise ValueError(f"{path} looks like a TensorFlow StyleGAN2 pickle (a tuple G, D, Gs), which "
-                             "load_nvidia_pkl does not read; convert it with NVIDIA's legacy.py first.")
         raise ValueError(f"{path} is not an NVIDIA network snapshot (top level is a {kind} without 'G_ema')")
     out: dict[str, Any] = {}
     for key in ("G", "D", "G_ema"):

@@ -142,3 +142,147 @@ def write_nvidia_pickle(
     with fake_nvidia_modules():
         with open(path, "wb") as f:
             _NvidiaPickler(f, protocol, module_src, overrides).dump(snapshot)
+
+
+# ------------------------------------------------------------------------------------------------
+# TensorFlow-era pickles: (G, D, Gs), each a dnnlib.tflib.network.Network whose state holds
+# static_kwargs, components and variables [(name, numpy array)], as the original StyleGAN2 wrote them.
+
+FAKE_TF_BUILD_SRC = "raise RuntimeError('build_module_src must never be executed')\n"
+
+
+class Network:
+    """Stand-in for dnnlib.tflib.network.Network (pickled by reference to that name)."""
+
+    def __init__(self, name: str, func_name: str, static_kwargs: dict, variables: dict, components: Optional[dict] = None,
+                 build_module_src: str = FAKE_TF_BUILD_SRC):
+        self.name, self.func_name, self.static_kwargs = name, func_name, static_kwargs
+        self.variables, self.components, self.build_module_src = variables, components or {}, build_module_src
+
+    def __getstate__(self) -> dict:
+        return dict(version=4, name=self.name, static_kwargs=dict(self.static_kwargs), components=dict(self.components),
+                    build_module_src=self.build_module_src, build_func_name=self.func_name,
+                    variables=[(k, np.asarray(v, dtype=np.float32)) for k, v in self.variables.items()])
+
+
+def _np(sd: dict, key: str) -> np.ndarray:
+    return sd[key].detach().cpu().numpy()
+
+
+def tf_generator(G: torch.nn.Module, name: str = "G") -> Network:
+    """The TF Network that NVIDIA's converter (and ours) turn into `G` (which uses NVIDIA's names)."""
+    kw = dict(G.init_kwargs)
+    syn = dict(kw.get("synthesis_kwargs") or {})
+    sd = G.state_dict()
+    static = dict(latent_size=G.z_dim, label_size=G.c_dim, dlatent_size=G.w_dim, resolution=G.img_resolution,
+                  num_channels=G.img_channels, mapping_layers=G.mapping.num_layers,
+                  mapping_lrmul=float(G.mapping.fc0.bias_gain),
+                  fmap_base=syn.get("channel_base", 32768) // 2, fmap_max=syn.get("channel_max", 512),
+                  architecture=syn.get("architecture", "skip"))
+    mapping = {}
+    if G.c_dim:
+        mapping["LabelEmbed/weight"] = _np(sd, "mapping.embed.weight").T
+        mapping["LabelEmbed/bias"] = _np(sd, "mapping.embed.bias")
+    for i in range(G.mapping.num_layers):
+        mapping[f"Dense{i}/weight"] = _np(sd, f"mapping.fc{i}.weight").T
+        mapping[f"Dense{i}/bias"] = _np(sd, f"mapping.fc{i}.bias")
+    synth = {"4x4/Const/const": _np(sd, "synthesis.b4.const")[None]}
+
+    def modulated(src: str, dst: str, flip: bool = False) -> None:
+        weight = _np(sd, f"{src}.weight").transpose(2, 3, 1, 0)  # [kh, kw, I, O]
+        synth[f"{dst}/weight"] = weight[::-1, ::-1] if flip else weight
+        synth[f"{dst}/bias"] = _np(sd, f"{src}.bias")
+        synth[f"{dst}/mod_weight"] = _np(sd, f"{src}.affine.weight").T
+        synth[f"{dst}/mod_bias"] = _np(sd, f"{src}.affine.bias") - 1
+
+    noise_idx = 0
+    for res in G.synthesis.block_resolutions:
+        block = getattr(G.synthesis, f"b{res}")
+        convs = [("conv1", "Conv", False)] if res == 4 else [("conv0", "Conv0_up", True), ("conv1", "Conv1", False)]
+        for layer, tf_name, flip in convs:
+            modulated(f"synthesis.b{res}.{layer}", f"{res}x{res}/{tf_name}", flip)
+            synth[f"{res}x{res}/{tf_name}/noise_strength"] = _np(sd, f"synthesis.b{res}.{layer}.noise_strength")
+            synth[f"noise{noise_idx}"] = _np(sd, f"synthesis.b{res}.{layer}.noise_const")[None, None]
+            noise_idx += 1
+        if hasattr(block, "torgb"):
+            modulated(f"synthesis.b{res}.torgb", f"{res}x{res}/ToRGB")
+        if hasattr(block, "skip"):
+            synth[f"{res}x{res}/Skip/weight"] = _np(sd, f"synthesis.b{res}.skip.weight").transpose(2, 3, 1, 0)[::-1, ::-1]
+    components = dict(mapping=Network("G_mapping", "training.networks_stylegan2.G_mapping", {}, mapping),
+                      synthesis=Network("G_synthesis", "training.networks_stylegan2.G_synthesis_stylegan2", {}, synth))
+    return Network(name, "training.networks_stylegan2.G_main", static,
+                   {"dlatent_avg": _np(sd, "mapping.w_avg")}, components)
+
+
+def tf_discriminator(D: torch.nn.Module) -> Network:
+    """The TF Network for a resnet/orig/skip discriminator `D` (NVIDIA names); mbstd group size 4."""
+    kw = dict(D.init_kwargs)
+    sd = D.state_dict()
+    static = dict(label_size=D.c_dim, resolution=D.img_resolution, num_channels=D.img_channels,
+                  architecture=kw.get("architecture", "resnet"), fmap_base=kw.get("channel_base", 32768) // 2,
+                  fmap_max=kw.get("channel_max", 512), mbstd_group_size=D.b4.mbstd.group_size)
+    if D.c_dim:
+        static.update(mapping_layers=D.mapping.num_layers, mapping_fmaps=D.b4.cmap_dim,
+                      mapping_lrmul=float(D.mapping.fc0.bias_gain))
+    variables = {}
+
+    def conv(src: str, dst: str, bias: bool = True) -> None:
+        variables[f"{dst}/weight"] = _np(sd, f"{src}.weight").transpose(2, 3, 1, 0)
+        if bias:
+            variables[f"{dst}/bias"] = _np(sd, f"{src}.bias")
+
+    def dense(src: str, dst: str) -> None:
+        variables[f"{dst}/weight"] = _np(sd, f"{src}.weight").T
+        variables[f"{dst}/bias"] = _np(sd, f"{src}.bias")
+
+    for res in D.block_resolutions:
+        block = getattr(D, f"b{res}")
+        if hasattr(block, "fromrgb"):
+            conv(f"b{res}.fromrgb", f"{res}x{res}/FromRGB")
+        conv(f"b{res}.conv0", f"{res}x{res}/Conv0")
+        conv(f"b{res}.conv1", f"{res}x{res}/Conv1_down")
+        if hasattr(block, "skip"):
+            conv(f"b{res}.skip", f"{res}x{res}/Skip", bias=False)
+    if D.c_dim:
+        dense("mapping.embed", "LabelEmbed")
+        for i in range(D.mapping.num_layers):
+            dense(f"mapping.fc{i}", f"Mapping{i}")
+    if hasattr(D.b4, "fromrgb"):
+        conv("b4.fromrgb", "4x4/FromRGB")
+    conv("b4.conv", "4x4/Conv")
+    dense("b4.fc", "4x4/Dense0")
+    dense("b4.out", "Output")
+    return Network("D", "training.networks_stylegan2.D_stylegan2", static, variables)
+
+
+@contextlib.contextmanager
+def fake_tf_modules() -> Iterator[None]:
+    names = ["dnnlib", "dnnlib.tflib", "dnnlib.tflib.network"]
+    saved = {n: sys.modules.get(n) for n in names}
+    mods = [types.ModuleType(n) for n in names]
+    Network.__module__ = "dnnlib.tflib.network"
+    mods[2].Network = Network
+    mods[1].network = mods[2]
+    mods[0].tflib = mods[1]
+    sys.modules.update(dict(zip(names, mods)))
+    try:
+        yield
+    finally:
+        for n, m in saved.items():
+            if m is None:
+                sys.modules.pop(n, None)
+            else:
+                sys.modules[n] = m
+
+
+def write_tf_pickle(path: Any, G: torch.nn.Module, D: torch.nn.Module, Gs: torch.nn.Module, protocol: int = 3,
+                    build_module_src: str = FAKE_TF_BUILD_SRC) -> None:
+    """Write `(G, D, Gs)` as the TensorFlow StyleGAN2 code pickled its networks (protocol 3, as Python 3.6 did);
+    every Network carries `build_module_src` (the code NVIDIA's TF unpickler would exec)."""
+    nets = (tf_generator(G, "G"), tf_discriminator(D), tf_generator(Gs, "Gs"))
+    for net in nets:
+        for n in (net, *net.components.values()):
+            n.build_module_src = build_module_src
+    with fake_tf_modules():
+        with open(path, "wb") as f:
+            pickle.dump(nets, f, protocol=protocol)

@@ -21,7 +21,8 @@ from torch.storage import _load_from_bytes as _torch_load_from_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from nvidia_format import write_nvidia_pickle  # noqa: E402
+import numpy as np  # noqa: E402
+from nvidia_format import write_nvidia_pickle, write_tf_pickle  # noqa: E402
 
 from clip2gan import stylegan2  # noqa: E402
 from clip2gan.stylegan2 import (  # noqa: E402
@@ -326,6 +327,27 @@ def test_load_stylegan3_repository_pickle(tmp_path):
         load_nvidia_pkl(path)
 
 
+def test_load_tensorflow_era_pickle(tmp_path, tiny_G, tiny_D):
+    # The original StyleGAN2's (G, D, Gs) tuple of dnnlib.tflib Networks with numpy variables
+    # (how NVIDIA still distributes e.g. LSUN Church); build_module_src is never run.
+    marker = tmp_path / "build_module_src_ran"
+    path = tmp_path / "stylegan2-tf.pkl"
+    G_ema = _randomise(Generator(**TINY_G), seed=7).eval()
+    D = _randomise(Discriminator(**{**TINY_D, "epilogue_kwargs": dict(mbstd_group_size=4)}), seed=8).eval()
+    write_tf_pickle(path, tiny_G, D, G_ema, build_module_src=f"open({str(marker)!r}, 'w').close()\n")
+    raw = path.read_bytes()
+    assert b"dnnlib.tflib.network" in raw and b"_reconstruct" in raw
+    nets = load_nvidia_pkl(path)
+    assert "dnnlib" not in sys.modules and not marker.exists()
+    z, c = _zc()
+    ws = G_ema.mapping(z, c, truncation_psi=0.5)
+    assert torch.equal(nets["G_ema"].mapping(z, c, truncation_psi=0.5), ws)
+    assert torch.equal(nets["G_ema"].synthesis(ws), G_ema.synthesis(ws))
+    assert torch.equal(nets["G"].synthesis(ws), tiny_G.synthesis(ws))
+    img = G_ema.synthesis(ws)
+    assert torch.equal(nets["D"](img, c), D(img, c))
+
+
 def test_pickle_module_src_is_never_executed(tmp_path, tiny_G, tiny_D):
     marker = tmp_path / "module_src_ran"
     src = f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n"
@@ -360,11 +382,12 @@ def _hostile_pickles(marker: Path) -> dict[str, bytes]:
         "storage blob": pickle.dumps(_Reduce(_torch_load_from_bytes, inner.getvalue()), protocol=3),
         "BUILD on a non-stand-in": b"\x80\x02ccollections\nOrderedDict\n)R}X\x01\x00\x00\x00aK\x01sb.",
         "persistent id": b"\x80\x02X\x03\x00\x00\x00abcQ.",
+        "numpy object array": pickle.dumps(np.array([1, "x"], dtype=object), protocol=3),
     }
 
 
 @pytest.mark.parametrize("kind", ["os.system", "builtins.exec", "builtins.eval", "builtins.getattr", "unknown module",
-                                  "storage blob", "BUILD on a non-stand-in", "persistent id"])
+                                  "storage blob", "BUILD on a non-stand-in", "persistent id", "numpy object array"])
 def test_hostile_pickles_are_refused_and_nothing_runs(tmp_path, kind):
     marker = tmp_path / "pwned"
     path = tmp_path / "hostile.pkl"
