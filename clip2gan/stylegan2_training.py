@@ -25,6 +25,13 @@ here for one process on a CPU:
   benefit — a smoother w → image map for high-resolution inversion and interpolation — is small at
   32 px, where NVIDIA's own 32-px config also disables it (and it worsened their CIFAR-10 FID).
   With it off, G has no lazy regularisation and its optimiser keeps the plain lr and betas.
+* per-pixel noise inputs **switched off** (`use_noise=False`, documented deviation): toy faces are
+  vector drawings with no stochastic detail (no hair strands, pores or freckles) for the noise to
+  model. In the first run (noise on) the 32-px layer's `noise_strength` drifted to |0.06| within
+  1,000 steps — about what Adam's random walk on a zero-mean, one-sample gradient gives — and every
+  sample was covered in coloured speckle that vanished with `noise_mode='none'`. The parameters stay
+  in place (NVIDIA's layout, so checkpoints and `clip2gan.stylegan2.load` are unchanged) but are
+  set to 0 and get no updates; `--use-noise true` restores NVIDIA's behaviour.
 
 **Stabiliser: conditioning on the attributes (documented deviation).** DESIGN §6 records that a plain,
 unconditional StyleGAN2 on toy faces collapsed after 20 min and, after 35 min, drew blurry faces with
@@ -105,6 +112,10 @@ __all__ = [
     "load_generator",
     "evaluate",
     "evaluate_run",
+    "eval_records",
+    "plot_curve",
+    "save_grid",
+    "list_checkpoints",
     "main",
 ]
 
@@ -190,6 +201,7 @@ class TrainConfig:
     pl_batch_shrink: int = 2
     pl_decay: float = 0.01
     style_mixing_prob: float = 0.9
+    use_noise: bool = False  # per-pixel noise inputs: zeroed and frozen (see the module docstring)
     ema_kimg: Optional[float] = None  # None: 10 * batch / 32 (NVIDIA auto)
     ema_rampup: Optional[float] = 0.05
     seed: int = 0
@@ -438,6 +450,7 @@ class Trainer:
             self.cfg = dataclasses.replace(saved, **overrides)
             self._init_state()
             self._restore(tensors, config)
+            self._apply_noise_setting()
             self.log({"kind": "event", "event": "resume", "checkpoint": path.name, "step": self.step,
                       "changed": {k: list(v) for k, v in changed.items()}})
             print(f"resumed from {path} (step {self.step}, {self.nimg / 1000:.1f} kimg)"
@@ -446,6 +459,7 @@ class Trainer:
             base = cfg or TrainConfig()
             self.cfg = dataclasses.replace(base, **overrides)
             self._init_state()
+            self._apply_noise_setting()
             self.log({"kind": "event", "event": "start", "config": self.cfg.to_dict(),
                       "G_params": sum(p.numel() for p in self.G.parameters()),
                       "D_params": sum(p.numel() for p in self.D.parameters())})
@@ -483,6 +497,23 @@ class Trainer:
         if not reals.exists():
             attrs = [a for a in self.grid_attrs for _ in range(self.GRID_COLS)]
             save_grid(render_batch(attrs, np.random.default_rng([cfg.seed, 8]), cfg.resolution), reals, self.GRID_COLS)
+
+    def _apply_noise_setting(self) -> None:
+        # use_noise=False: noise strengths fixed at 0 in G and G_ema; their grads are dropped in
+        # `_drop_frozen_grads` (so Adam skips them and the optimiser's parameter list is unchanged).
+        self._frozen = []
+        if not self.cfg.use_noise:
+            for net in (self.G, self.G_ema):
+                for name, p in net.named_parameters():
+                    if name.endswith("noise_strength"):
+                        with torch.no_grad():
+                            p.zero_()
+                        if net is self.G:
+                            self._frozen.append(p)
+
+    def _drop_frozen_grads(self) -> None:
+        for p in self._frozen:
+            p.grad = None
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         t: dict[str, torch.Tensor] = {}
@@ -604,6 +635,7 @@ class Trainer:
         fake_logits = self.D(fake, gc)
         loss_G = F.softplus(-fake_logits).mean()
         loss_G.backward()
+        self._drop_frozen_grads()
         self._finite_grads(self.G)
         self.opt_G.step()
         stats["loss_G"] = float(loss_G.detach())
@@ -621,6 +653,7 @@ class Trainer:
             self.pl_mean.copy_(pl_mean.detach())
             pl_penalty = (pl_lengths - pl_mean).square()
             (img[:, 0, 0, 0] * 0 + pl_penalty * cfg.pl_weight).mean().mul(cfg.G_reg_interval).backward()
+            self._drop_frozen_grads()
             self._finite_grads(self.G)
             self.opt_G.step()
             stats["pl_penalty"] = float(pl_penalty.detach().mean())

@@ -70,6 +70,15 @@ def test_few_steps_losses_finite(tmp_path):
     assert list_checkpoints(tmp_path / "run")[0][0] == 3  # a checkpoint at the end
 
 
+def test_noise_off_stays_zero_and_on_learns(tmp_path):
+    off = train(tmp_path / "off", steps=2, cfg=tiny_cfg(), **RUN)  # use_noise=False: the toy default
+    on = train(tmp_path / "on", steps=2, cfg=tiny_cfg(use_noise=True), **RUN)
+    for t, moved in ((off, False), (on, True)):
+        strengths = [p for n, p in t.G.named_parameters() if n.endswith("noise_strength")]
+        assert strengths and any(bool(p.abs().sum() > 0) for p in strengths) == moved
+    assert all(float(p) == 0 for n, p in off.G_ema.named_parameters() if n.endswith("noise_strength"))
+
+
 def test_r1_matches_direct_autograd():
     # float32: the networks compute their epilogue in float32 whatever the input dtype
     torch.manual_seed(0)
