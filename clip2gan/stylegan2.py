@@ -4,15 +4,18 @@ CLIP2GAN maps CLIP features into the w+ space of a frozen, pretrained StyleGAN2.
 StyleGAN2: the generator and discriminator of NVIDIA's `stylegan2-ada-pytorch` (`training/networks.py`),
 re-implemented here with
 
-* the same module, parameter and buffer names, shapes and numerics, so a state dict taken from an
-  NVIDIA network pickle loads with `strict=True` and gives the same images (checked to 1e-4 against
-  NVIDIA's own code, fp32 on CPU);
+* the same module, parameter and buffer names and shapes, so a state dict taken from an NVIDIA
+  network pickle loads with `strict=True`, and the same computation, so it gives the same images
+  and logits (checked against NVIDIA's own code in fp32 on CPU: max abs error 2.2e-5 at 1024 px, with
+  random weights; the bar is 1e-4). Only float summation order differs: demodulation is computed as
+  a matmul, and on CPU the modulated convolutions run batched rather than grouped (faster there);
 * no compiled extension: `bias_act` and `upfirdn2d` are written with ordinary PyTorch operations, a
   reference version that follows the definition step by step and a faster one that gives the same
   result (see `set_resample_impl`);
-* a loader for NVIDIA pickles that never executes code from the file (`load_nvidia_pkl`), a converter
-  for rosinality/stylegan2-pytorch checkpoints (`load_rosinality`), and pickle-free checkpoints of
-  our own (`save` / `load`: safetensors + JSON).
+* loaders that never execute code from the file: `load_nvidia_pkl` for NVIDIA's pickles
+  (stylegan2-ada-pytorch, stylegan3's StyleGAN2 configs, and the TensorFlow-era (G, D, Gs) tuples),
+  `load_rosinality` for rosinality/stylegan2-pytorch checkpoints, and pickle-free checkpoints of our
+  own (`save` / `load`: safetensors + JSON).
 
 Shapes used throughout: `z: [N, z_dim]`, `c: [N, c_dim]`, `ws: [N, num_ws, w_dim]`,
 `img: [N, img_channels, img_resolution, img_resolution]` with values roughly in [-1, 1].
@@ -245,7 +248,7 @@ def bias_act(
 
 
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
-    """Scale `x` to unit mean square along `dim` (StyleGAN's 'pixel norm' of z)."""
+    """Scale `x` to unit mean square along `dim` (StyleGAN's 'pixel norm' of z; 02_stylegan2_wplus.ipynb)."""
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
 
 
@@ -261,6 +264,7 @@ def setup_filter(
     normalised to unit DC gain; 1-D filters with 8 or more taps stay separable (`[taps]`).
 
     `[1, 3, 3, 1]` (StyleGAN2's blur) becomes a 4x4 binomial filter summing to 1.
+    Introduced in 02_stylegan2_wplus.ipynb.
     """
     if f is None:
         f = 1
@@ -432,7 +436,8 @@ def upsample2d(
     x: torch.Tensor, f: Optional[torch.Tensor], up: int = 2, padding: Union[int, Sequence[int]] = 0,
     flip_filter: bool = False, gain: float = 1, impl: str = "fast",
 ) -> torch.Tensor:
-    """Upsample by `up` with FIR filter `f`, output `[N, C, H*up, W*up]` (plus `padding`)."""
+    """Upsample by `up` with FIR filter `f`, output `[N, C, H*up, W*up]` (plus `padding`).
+    Introduced in 02_stylegan2_wplus.ipynb."""
     upx, upy = _pair(up)
     px0, px1, py0, py1 = _parse_padding(padding)
     fw, fh = _filter_size(f)
@@ -444,7 +449,8 @@ def downsample2d(
     x: torch.Tensor, f: Optional[torch.Tensor], down: int = 2, padding: Union[int, Sequence[int]] = 0,
     flip_filter: bool = False, gain: float = 1, impl: str = "fast",
 ) -> torch.Tensor:
-    """Downsample by `down` with FIR filter `f`, output `[N, C, H/down, W/down]` (plus `padding`)."""
+    """Downsample by `down` with FIR filter `f`, output `[N, C, H/down, W/down]` (plus `padding`).
+    Introduced in 02_stylegan2_wplus.ipynb."""
     downx, downy = _pair(down)
     px0, px1, py0, py1 = _parse_padding(padding)
     fw, fh = _filter_size(f)
@@ -1145,7 +1151,8 @@ class DiscriminatorBlock(torch.nn.Module):
 
 class MinibatchStdLayer(torch.nn.Module):
     """Append the standard deviation across groups of `group_size` samples as `num_channels` extra
-    feature maps: [N, C, H, W] -> [N, C + num_channels, H, W]. N must be divisible by the group size."""
+    feature maps: [N, C, H, W] -> [N, C + num_channels, H, W]. N must be divisible by the group size.
+    (02_stylegan2_wplus.ipynb)"""
 
     @_records_init
     def __init__(self, group_size: Optional[int], num_channels: int = 1):
@@ -1640,7 +1647,8 @@ def _rebuild_network(rec: _PersistentRecord, device: Union[str, torch.device] = 
 _TF_G_KWARGS = {"latent_size", "label_size", "dlatent_size", "resolution", "num_channels", "mapping_layers",
                 "label_fmaps", "mapping_fmaps", "mapping_nonlinearity", "mapping_lrmul", "w_avg_beta", "fmap_base",
                 "fmap_max", "num_fp16_res", "conv_clamp", "architecture", "resample_kernel", "use_noise",
-                "nonlinearity", "truncation_psi", "truncation_cutoff", "style_mixing_prob", "structure"}
+                "nonlinearity", "truncation_psi", "truncation_cutoff", "style_mixing_prob", "structure",
+                "conditioning", "fused_modconv"}  # the last two (StyleGAN2-ADA TF) do not change the function
 _TF_D_KWARGS = {"label_size", "resolution", "num_channels", "architecture", "fmap_base", "fmap_max", "num_fp16_res",
                 "conv_clamp", "mapping_fmaps", "nonlinearity", "resample_kernel", "freeze_layers", "mapping_layers",
                 "mapping_lrmul", "mbstd_group_size", "mbstd_num_features", "structure"}
@@ -1915,6 +1923,7 @@ def rosinality_to_nvidia(sd: dict[str, torch.Tensor], latent_avg: Optional[torch
     """Convert a rosinality `g_ema` state dict: returns (Generator init kwargs, state dict for it).
 
     `mapping.w_avg` is `latent_avg` when given, else left out (see `load_rosinality`).
+    Introduced in 02_stylegan2_wplus.ipynb.
     """
     if "style.1.weight" not in sd or "input.input" not in sd:
         raise ValueError("not a rosinality generator state dict (no style.1.weight / input.input)")
@@ -1975,7 +1984,8 @@ def rosinality_to_nvidia(sd: dict[str, torch.Tensor], latent_avg: Optional[torch
 def nvidia_to_rosinality(G: Generator) -> dict[str, Any]:
     """The inverse of `rosinality_to_nvidia`: `{'g_ema': state_dict, 'latent_avg': w_avg}` in
     rosinality's layout, for generators that rosinality's code can express (c_dim 0, z_dim == w_dim,
-    'skip' architecture, 3 channels, [1,3,3,1] filter, no clamping, channel_base 16384 or 32768)."""
+    'skip' architecture, 3 channels, [1,3,3,1] filter, no clamping, channel_base 16384 or 32768).
+    Introduced in 02_stylegan2_wplus.ipynb."""
     syn, mp = G.synthesis, G.mapping
     problems = []
     if G.c_dim != 0 or G.z_dim != G.w_dim or G.img_channels != 3:
@@ -2097,7 +2107,8 @@ def save(net: Union[Generator, Discriminator], path: PathLike, half: bool = Fals
 
 
 def load(path: PathLike, device: Union[str, torch.device] = "cpu") -> Union[Generator, Discriminator]:
-    """Load a network written by `save` (eval mode; float32 even if saved with half=True)."""
+    """Load a network written by `save` (eval mode; float32 even if saved with half=True;
+    02_stylegan2_wplus.ipynb)."""
     from .checkpoint import load_safetensors
 
     state, config = load_safetensors(path)

@@ -38,7 +38,8 @@ from clip2gan.stylegan2 import (  # noqa: E402
     skip_init,
 )
 
-torch.set_num_threads(1)
+
+# One thread per test comes from tests/conftest.py.
 
 # 16 px, at most 16 channels, 2 mapping layers, conditional (c_dim 3): every network in these tests
 # runs a forward pass in a few milliseconds, and the conditional path (mapping.embed) is covered.
@@ -498,3 +499,8 @@ def test_save_and_load(tmp_path, tiny_G, tiny_D):
     half = stylegan2.load(stylegan2.save(tiny_G, tmp_path / "g16.safetensors", half=True))
     assert half.synthesis.b4.const.dtype == torch.float32
     assert torch.allclose(half.synthesis(ws), tiny_G.synthesis(ws), atol=5e-2)
+
+
+def test_public_api_names_its_notebook():
+    for name in stylegan2.__all__:
+        assert "02_stylegan2_wplus.ipynb" in (getattr(stylegan2, name).__doc__ or ""), name
