@@ -31,6 +31,7 @@ pixels on the CPU (and the same noise on any device). `seed=None` draws from tor
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import torch
@@ -85,6 +86,8 @@ def generate(
     clean_first: bool = False,
     noise_mode: str | None = None,
     progress: bool = False,
+    noise_mean: float | None = None,
+    noise_std: float | None = None,
 ) -> torch.Tensor:
     """Text → images `[len(prompts) * n_per_prompt, 3, R, R]` in [-1, 1], on the CPU (06_generation.ipynb).
 
@@ -95,7 +98,8 @@ def generate(
     the average image). batch_size: images synthesised at once. correction: the text-feature
     correction (`CLIP2GAN.text_features`; True: the model's own). clean_first: the first sample of
     each prompt without noise. noise_mode: the generator's per-pixel noise (None: the model's,
-    'const'). progress: a tqdm bar over batches.
+    'const'). progress: a tqdm bar over batches. noise_mean / noise_std: shortcuts that replace
+    those fields of `noise` (of the default when `noise` is None), e.g. for a noise-scale sweep.
     """
     prompts = check_prompts(prompts)
     if isinstance(n_per_prompt, bool) or not isinstance(n_per_prompt, int) or n_per_prompt < 1:
@@ -107,6 +111,11 @@ def generate(
         noise = default_noise()
     if noise is not False and not isinstance(noise, NoiseConfig):
         raise ValueError(f"noise must be a NoiseConfig, None (the default) or False, got {type(noise).__name__}")
+    if noise_mean is not None or noise_std is not None:
+        if noise is False:
+            raise ValueError("noise=False conflicts with noise_mean / noise_std")
+        changes = {k: _check_number(k, v) for k, v in (("mean", noise_mean), ("std", noise_std)) if v is not None}
+        noise = dataclasses.replace(noise, **changes)  # NoiseConfig re-validates (std >= 0)
 
     f = model.text_features(prompts, correction=correction).float()  # [P, D]
     f = f.repeat_interleave(n_per_prompt, dim=0)  # [P * n, D], prompt-major

@@ -56,6 +56,17 @@ def test_zero_std_noise_is_no_noise(model):
     assert torch.equal(zero, generate(model, PROMPTS, n_per_prompt=2, noise=False))
 
 
+def test_noise_mean_and_std_shortcuts(model):
+    a = generate(model, PROMPTS, n_per_prompt=2, seed=0, noise_std=0.2)
+    assert torch.equal(a, generate(model, PROMPTS, n_per_prompt=2, seed=0, noise=NoiseConfig(std=0.2)))
+    assert torch.equal(generate(model, PROMPTS, n_per_prompt=2, seed=0, noise_std=0.0),
+                       generate(model, PROMPTS, n_per_prompt=2, noise=False))
+    with pytest.raises(ValueError, match="conflicts"):
+        generate(model, PROMPTS, noise=False, noise_std=0.1)
+    with pytest.raises(ValueError, match="std must be >= 0"):
+        generate(model, PROMPTS, noise_std=-1.0)
+
+
 def test_truncation_zero_gives_the_average_image(model):
     out = generate(model, PROMPTS, n_per_prompt=2, seed=0, truncation=0.0)
     ws = model.mapping.w_avg.expand(1, model.num_ws, -1)
