@@ -154,8 +154,12 @@ def summary_table(results: list[Result]) -> str:
 # -- keeping committed notebooks small ---------------------------------------------------------
 
 def strip_notebook(path: Path, keep_images: int = 2, max_text: int = 4000, max_image_bytes: int = 150_000) -> bool:
-    """Strip a notebook in place: execution counts and metadata noise removed, long text outputs
-    cut, at most `keep_images` images (each ≤ `max_image_bytes`) kept. Returns True if it changed."""
+    """Strip a notebook in place: metadata noise removed, long text outputs cut, at most `keep_images`
+    images (each ≤ `max_image_bytes`) kept. Returns True if it changed.
+
+    A cell that keeps outputs keeps its execution count: nbval compares outputs only of cells with a
+    count and fails on a cell that has outputs but none ("Unrun reference cell has outputs"). A cell
+    left without outputs loses its count."""
     import nbformat
 
     nb = nbformat.read(str(path), as_version=4)
@@ -166,10 +170,8 @@ def strip_notebook(path: Path, keep_images: int = 2, max_text: int = 4000, max_i
         cell.metadata.pop("papermill", None)
         if cell.cell_type != "code":
             continue
-        cell.execution_count = None
         kept = []
         for output in cell.get("outputs", []):
-            output.pop("execution_count", None)
             data = output.get("data", {})
             png = data.get("image/png")
             if png is not None:
@@ -185,6 +187,8 @@ def strip_notebook(path: Path, keep_images: int = 2, max_text: int = 4000, max_i
                 output["text"] = text[:max_text] + "\n… (output cut)\n"
             kept.append(output)
         cell.outputs = kept
+        if not kept:
+            cell.execution_count = None
     nb.metadata.pop("papermill", None)
     nb.metadata.pop("widgets", None)
     after = nbformat.writes(nb)

@@ -57,5 +57,22 @@ def test_strip_removes_large_outputs(tmp_path):
     nbformat.write(nb, str(path))
     assert pipeline.strip_notebook(path)
     out = nbformat.read(str(path), as_version=4).cells[0]
-    assert out.execution_count is None and len(out.outputs[0].text) < 5000
+    # the cut output stays, so the count stays: nbval fails on a cell with outputs and no count
+    assert out.execution_count == 7 and len(out.outputs[0].text) < 5000
     assert not pipeline.strip_notebook(path)  # idempotent
+
+
+def test_strip_clears_the_count_of_a_cell_left_without_outputs(tmp_path):
+    import base64
+
+    path = tmp_path / "00_x.ipynb"
+    nb = nbformat.v4.new_notebook()
+    big = base64.b64encode(b"\x89PNG" + b"0" * 200_000).decode()  # over max_image_bytes: removed
+    cell = nbformat.v4.new_code_cell("plot()")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": big, "text/plain": "<Figure>"})]
+    cell.execution_count = 3
+    nb.cells = [cell]
+    nbformat.write(nb, str(path))
+    assert pipeline.strip_notebook(path)
+    out = nbformat.read(str(path), as_version=4).cells[0]
+    assert out.outputs == [] and out.execution_count is None
