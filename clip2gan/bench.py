@@ -11,7 +11,9 @@ numbers depend on the machine. Add one with::
     def bench_editing(args) -> dict: ...
 
 Benchmarks: 'stylegan2' (synthesis throughput and latency; fused vs naive resampling; fp16 vs fp32
-on CUDA). Introduced in 02_stylegan2_wplus.ipynb.
+on CUDA). Introduced in 02_stylegan2_wplus.ipynb. 'editing' (EditingApp latency of a β change vs a
+full re-encode per change, 07_editing.ipynb); 'fid' (feature throughput; eigenvalue Fréchet
+distance vs scipy's sqrtm, 08_evaluation.ipynb).
 """
 
 from __future__ import annotations
