@@ -504,3 +504,16 @@ def test_save_and_load(tmp_path, tiny_G, tiny_D):
 def test_public_api_names_its_notebook():
     for name in stylegan2.__all__:
         assert "02_stylegan2_wplus.ipynb" in (getattr(stylegan2, name).__doc__ or ""), name
+
+
+def test_stylegan2_benchmark_smoke(tmp_path):
+    # --quick --max-res 32: only the 32 px toy network, two repetitions per point (~1 s).
+    from clip2gan import bench
+
+    assert "stylegan2" in bench.BENCHMARKS
+    out = bench.main(["stylegan2", "--device", "cpu", "--quick", "--max-res", "32", "--json", str(tmp_path / "b.json")])
+    rows = out["stylegan2"]["rows"]
+    assert {r["batch"] for r in rows} == {1, 8, 32}
+    assert {r["path"] for r in rows} == {"default", "naive resampling", "grouped modconv"}
+    assert all(r["max_abs_diff_fast_vs_naive"] < 1e-4 for r in rows)
+    assert (tmp_path / "b.json").is_file()
