@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "convert_image",
     "MAX_PIXELS",
     "NEUTRAL_PROMPTS",
     "SPACES",
@@ -373,6 +374,15 @@ def _prepare_one(item: Any, resolution: int, max_pixels: int) -> tuple[torch.Ten
         x = _resize_crop(x, resolution)
         notes.append(f"resized {w}x{h} → {resolution}x{resolution} px (shorter side, centre crop)")
     return x.float(), notes
+
+
+def convert_image(item: Any, resolution: int, max_pixels: int = MAX_PIXELS) -> tuple[torch.Tensor, list[str]]:
+    """One image (PIL / NumPy / tensor, any size or mode) → `[3, R, R]` in [-1, 1] and notes on what
+    was changed (mode, bit depth, alpha, size); also what training reads image folders with (05_training.ipynb)."""
+    x, notes = _prepare_one(item, int(resolution), int(max_pixels))
+    if x.shape[0] != 1:
+        raise ValueError(f"expected one image, got a batch of {x.shape[0]}")
+    return x[0], notes
 
 
 def _caller_level() -> int:

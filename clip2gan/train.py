@@ -114,8 +114,8 @@ class ImageFolderDataset(torch.utils.data.Dataset):
     """Images under `root` (recursively), as `[3, R, R]` tensors in [-1, 1] (05_training.ipynb).
 
     Every file is made usable or skipped, and each case is counted instead of crashing a run hours
-    in: grayscale / palette / RGBA / CMYK → RGB (alpha composited on white), 16-bit → 8-bit, other
-    sizes → resized (shorter side) and centre-cropped. An unreadable file yields `ok=False`; the
+    in: `clip2gan.edit.convert_image` turns grayscale / palette / RGBA / CMYK / 16-bit images into RGB
+    (alpha composited on white, 16-bit scaled) and other sizes into R × R (shorter side, centre crop). An unreadable file yields `ok=False`; the
     trainer drops it from the batch and counts it.
     """
 
@@ -132,29 +132,15 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         return len(self.files)
 
     def load(self, path: Path) -> tuple[torch.Tensor, str]:
-        from PIL import Image, ImageOps
+        """Read one file → (`[3, R, R]` in [-1, 1], 'ok' or 'converted'); the rules are `edit.convert_image`'s."""
+        from PIL import Image
+
+        from .edit import convert_image
 
         with Image.open(path) as im:
             im.load()
-            status = "ok"
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float64)
-                peak = 65535.0 if arr.max() > 255 else 255.0
-                im = Image.fromarray((arr / peak * 255).clip(0, 255).astype(np.uint8)).convert("RGB")
-                status = "converted"
-            elif im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                rgba = im.convert("RGBA")
-                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(background, rgba).convert("RGB")
-                status = "converted"
-            elif im.mode != "RGB":
-                im = im.convert("RGB")
-                status = "converted"
-            if im.size != (self.resolution, self.resolution):
-                im = ImageOps.fit(im, (self.resolution, self.resolution), method=Image.Resampling.LANCZOS)
-                status = "converted"
-            x = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 127.5 - 1
-        return x, status
+            x, notes = convert_image(im, self.resolution)
+        return x, "converted" if notes else "ok"
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         try:
