@@ -1122,6 +1122,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     pe.add_argument("--out", default=str(DEFAULT_EXPORT))
     pe.add_argument("--manifest", action="store_true", help="also evaluate and write data/MANIFEST.json's entry")
     pe.add_argument("--command", default=None, help="the training command to record in the manifest")
+    pe.add_argument("--history", default=None, help="how the run got here (changes made on resume), for the manifest")
     pv = sub.add_parser("eval", help="the issue #4 bar for a run's newest checkpoint, a weights file, or all snapshots")
     pv.add_argument("--run", default=str(DEFAULT_RUN))
     pv.add_argument("--weights", default=None, help="an exported generator instead of the run's newest checkpoint")
@@ -1154,7 +1155,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.manifest:
             from .hub import write_manifest_entry
 
-            info: dict[str, Any] = {"train_cpu_seconds": config.get("cpu_seconds"),
+            resumes = [{k: r.get(k) for k in ("time", "step", "changed")} for r in _read_log(Path(args.run))
+                       if r.get("event") == "resume" and r.get("changed")]
+            info: dict[str, Any] = {"train_cpu_seconds": config.get("cpu_seconds"), "history": args.history,
+                                    "changes_on_resume": resumes, "device": f"CPU, torch {torch.__version__}",
                                     "train_wall_seconds": config.get("wall_seconds"), "kimg": config["nimg"] / 1000,
                                     "step": config["step"], "train_config": config["train_config"]}
             try:
