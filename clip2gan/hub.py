@@ -119,11 +119,17 @@ def read_manifest() -> dict[str, Any]:
 def write_manifest_entry(path: str | os.PathLike, command: str, **info: Any) -> dict[str, Any]:
     """Record a shipped file in `data/MANIFEST.json`: sha256, size, the command that reproduces it,
     and any measured figures passed as keyword arguments (train_seconds=..., metrics={...})."""
+    import fcntl
+
     path = Path(path)
-    manifest = read_manifest()
     entry = {"sha256": sha256_file(path), "size": path.stat().st_size, "command": command, **info}
-    manifest.setdefault("files", {})[path.name] = entry
-    atomic_write_text(MANIFEST_PATH, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    MANIFEST_PATH.parent.mkdir(parents=True, exist_ok=True)
+    # read-modify-write under an exclusive lock: two trainings finishing at once keep both entries
+    with open(MANIFEST_PATH.parent / ".MANIFEST.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        manifest = read_manifest()
+        manifest.setdefault("files", {})[path.name] = entry
+        atomic_write_text(MANIFEST_PATH, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return entry
 
 

@@ -151,3 +151,21 @@ def test_status_reports_every_profile_artifact():
         rows = hub.status(profile)
         assert [r["name"] for r in rows] == hub.PROFILES[profile]["artifacts"]
         assert all(isinstance(r["present"], bool) for r in rows)
+
+
+def test_concurrent_manifest_writes_keep_every_entry(tmp_path, monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setattr(hub, "MANIFEST_PATH", tmp_path / "MANIFEST.json")
+    files = []
+    for i in range(6):
+        f = tmp_path / f"w{i}.bin"
+        f.write_bytes(bytes([i]) * 1000)
+        files.append(f)
+    ctx = multiprocessing.get_context("fork")  # children inherit the monkeypatched path
+    procs = [ctx.Process(target=hub.write_manifest_entry, args=(f, f"make {f.name}")) for f in files]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    assert sorted(hub.read_manifest()["files"]) == [f.name for f in files]
