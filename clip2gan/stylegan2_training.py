@@ -953,7 +953,8 @@ def evaluate(G: torch.nn.Module, n: int = 1000, seed: int = 0, truncation_psi: f
     `confident` (fraction where every attribute's max probability is ≥ 0.9, hair colour not counted
     where the classifier reads bald; bar ≥ 0.85), `freq_max_dev` (largest |sample − data| frequency
     gap over all attribute values, in points; bar ≤ 5) with per-value details, `cond_accuracy` (how
-    often the classifier reads back each conditioned value; `cond_all` = every attribute right) and
+    often the classifier reads back each conditioned value; `cond_all` = every attribute right,
+    `cond_mean` = the mean over attributes) and
     `fid` (Fréchet distance in the classifier's feature space, `n_fid` samples vs `n_fid` renders).
     """
     clf = classifier if classifier is not None else _classifier()
@@ -987,6 +988,7 @@ def evaluate(G: torch.nn.Module, n: int = 1000, seed: int = 0, truncation_psi: f
         "freq_max_dev": float(worst), "freq_worst_attribute": worst_attr,
         "freq_dev": dev, "freq_samples": freq, "freq_data": data_freq,
         "cond_accuracy": cond_acc, "cond_all": float(all_right.float().mean()),
+        "cond_mean": float(np.nanmean(list(cond_acc.values()))),
         "fid": fid, "n_fid": n_fid,
         "bar_met": bool(float(conf.float().mean()) >= 0.85 and worst <= 5.0),
     }
@@ -1055,6 +1057,8 @@ def plot_curve(run_dir: str | os.PathLike = DEFAULT_RUN) -> Optional[Path]:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].plot(k, [100 * r["confident"] for r in recs], "o-", label="confident (all attributes ≥ 0.9)")
     axes[0].plot(k, [100 * r["cond_all"] for r in recs], "s-", label="conditioning: all attributes read back")
+    axes[0].plot(k, [100 * float(np.nanmean(list(r["cond_accuracy"].values()))) for r in recs], "^-",
+                 label="conditioning: mean per-attribute accuracy")
     axes[0].axhline(85, color="gray", ls="--", lw=1, label="bar 85 %")
     axes[0].set_ylabel("% of samples")
     axes[0].set_ylim(0, 100)
@@ -1164,7 +1168,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             try:
                 res = evaluate(load_generator(out), n=1000, seed=0)
                 info["metrics"] = {k: res[k] for k in ("confident", "confident_data", "freq_max_dev",
-                                                       "freq_worst_attribute", "cond_all", "cond_accuracy", "fid",
+                                                       "freq_worst_attribute", "cond_all", "cond_mean", "cond_accuracy", "fid",
                                                        "bar_met")}
                 print(_bar_line({"snapshot": out.name, "kimg": config["nimg"] / 1000, **res}), flush=True)
             except Exception as err:  # the classifier may not exist yet
