@@ -341,16 +341,19 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
 
 
-def _checkpoint_tensors(model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+def _checkpoint_tensors(modules: dict[str, torch.nn.Module], opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    tensors = {f"{prefix}.{k}": v for prefix, module in modules.items() for k, v in module.state_dict().items()}
     for idx, state in opt.state_dict()["state"].items():
         for key, value in state.items():
             tensors[f"optim.{idx}.{key}"] = value if isinstance(value, torch.Tensor) else torch.tensor(value)
     return tensors
 
 
-def _restore_checkpoint(model: torch.nn.Module, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+def _restore_checkpoint(modules: dict[str, torch.nn.Module], opt: torch.optim.Optimizer,
+                        tensors: dict[str, torch.Tensor]) -> None:
+    for prefix, module in modules.items():
+        n = len(prefix) + 1
+        module.load_state_dict({k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}, strict=True)
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -402,6 +405,31 @@ def load(path_or_name: str | os.PathLike = MODEL_NAME, device: str | torch.devic
     return model.to(device).eval(), get_tokenizer(config)
 
 
+class _AttributeHeads(torch.nn.Module):
+    """Linear attribute classifiers on the normalised image embedding: an optional auxiliary loss.
+
+    Contrastive training alone sits for a long time on a plateau where neither tower separates
+    the small features (glasses, beard, lipstick, expression): the gradient that would separate the
+    image features is proportional to how much the text features already differ, and vice versa.
+    A small supervised term on the image side breaks that symmetry; the text tower still learns
+    only from captions through `ClipLoss`. The heads are not part of the exported CLIP.
+    """
+
+    def __init__(self, embed_dim: int):
+        super().__init__()
+        from .toyfaces import ATTRIBUTES
+
+        self.heads = torch.nn.ModuleDict({a: torch.nn.Linear(embed_dim, len(v)) for a, v in ATTRIBUTES.items()})
+
+    def loss(self, image_features: torch.Tensor, attrs: Sequence[dict[str, Any]]) -> torch.Tensor:
+        from .toyfaces import attributes_to_labels
+
+        labels = torch.stack([attributes_to_labels(a) for a in attrs]).to(image_features.device)  # [N, n_attr]
+        x = image_features * 10.0  # unit-norm features: a fixed scale so the heads need no large weights
+        return sum(F.cross_entropy(head(x), labels[:, j], ignore_index=-1)
+                   for j, head in enumerate(self.heads.values())) / len(self.heads)
+
+
 def _checkpoint_path(run_dir: Path) -> Path:
     return run_dir / "last.safetensors"
 
@@ -416,6 +444,7 @@ def train(
     run_dir: str | os.PathLike | None = None,
     config: dict[str, Any] | None = None,
     hard_fraction: float = 0.5,
+    aux_weight: float = 0.0,
     warmup: int | None = None,
     weight_decay: float = 0.1,
     grad_clip: float = 1.0,
@@ -453,11 +482,15 @@ def train(
     config = model_config() if config is None else copy.deepcopy(config)
     warmup = int(warmup if warmup is not None else min(500, max(1, steps // 10)))
     hparams = {"batch_size": batch_size, "lr": lr, "seed": seed, "hard_fraction": hard_fraction,
-               "warmup": warmup, "weight_decay": weight_decay, "grad_clip": grad_clip}
+               "warmup": warmup, "weight_decay": weight_decay, "grad_clip": grad_clip, "aux_weight": aux_weight}
 
     torch.manual_seed(seed)
     model = create_model(config)
-    opt = torch.optim.AdamW(_param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.98), eps=1e-6)
+    aux = _AttributeHeads(int(config["embed_dim"]))  # trained only if aux_weight > 0; never exported
+    modules = {"model": model, "aux": aux}
+    groups = _param_groups(model, weight_decay) + ([{"params": list(aux.parameters()), "weight_decay": 0.0}]
+                                                   if aux_weight else [])
+    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6)
     step, train_seconds = 0, 0.0
     if resume and ckpt.is_file():
         tensors, meta = load_safetensors(ckpt)
@@ -466,7 +499,7 @@ def train(
         changed = {k: (meta["hparams"].get(k), v) for k, v in hparams.items() if meta["hparams"].get(k) != v}
         if changed:
             raise ValueError(f"{ckpt} was trained with other settings {changed}; use another run_dir or resume=False")
-        _restore_checkpoint(model, opt, tensors)
+        _restore_checkpoint(modules, opt, tensors)
         step, train_seconds = int(meta["step"]), float(meta["train_seconds"])
         if meta.get("steps") != steps:
             log(f"resuming {ckpt} at step {step}: schedule length {meta.get('steps')} → {steps}")
@@ -474,7 +507,7 @@ def train(
             log(f"resuming {ckpt} at step {step}")
 
     def save_checkpoint() -> None:
-        save_safetensors(_checkpoint_tensors(model, opt), ckpt,
+        save_safetensors(_checkpoint_tensors(modules, opt), ckpt,
                          {"step": step, "steps": steps, "train_seconds": round(train_seconds, 1),
                           "model_cfg": config, "hparams": hparams})
 
@@ -492,13 +525,15 @@ def train(
     try:
         while step < steps:
             t0 = time.time()
-            images, texts, _ = make_batch(step, batch_size, seed, hard_fraction, resolution)
+            images, texts, attrs = make_batch(step, batch_size, seed, hard_fraction, resolution)
             tokens = tokenizer(texts)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, steps, lr, warmup)
             image_features = model.encode_image(to_model_input(images, pp), normalize=True)
             text_features = encode_text_trimmed(model, tokens, normalize=True, buckets=4)
             loss = loss_fn(image_features, text_features, model.logit_scale.exp())
+            if aux_weight:
+                loss = loss + aux_weight * aux.loss(image_features, attrs)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip:
@@ -631,6 +666,8 @@ def cmd_train(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hard-fraction", type=float, default=0.5, help="share of each batch in minimal pairs")
+    p.add_argument("--aux-weight", type=float, default=0.0,
+                   help="weight of the auxiliary attribute loss on image features (0: contrastive only)")
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--ckpt-every", type=int, default=100)
@@ -647,7 +684,7 @@ def cmd_train(argv: Sequence[str] | None = None) -> int:
     config = json.loads(Path(args.config).read_text()) if args.config else None
     result = train(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                    resume=not args.no_resume, run_dir=args.run_dir, config=config,
-                   hard_fraction=args.hard_fraction, warmup=args.warmup, weight_decay=args.weight_decay,
+                   hard_fraction=args.hard_fraction, aux_weight=args.aux_weight, warmup=args.warmup, weight_decay=args.weight_decay,
                    ckpt_every=args.ckpt_every, eval_every=args.eval_every, threads=args.threads,
                    progress=not args.no_progress, max_seconds=args.max_seconds)
     print(json.dumps({k: v for k, v in result.items() if k not in ("metrics", "losses")}))

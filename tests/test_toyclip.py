@@ -117,10 +117,11 @@ def test_save_load_round_trip_gives_identical_embeddings(tmp_path):
 
 
 def test_resume_continues_from_the_saved_step_exactly(tmp_path):
-    straight = tiny_train(tmp_path, steps=6, name="straight")
-    first = tiny_train(tmp_path, steps=6, name="resumed", max_seconds=0)  # stops after one step, checkpointed
+    # with the auxiliary attribute heads on, so that their weights and moments are resumed too
+    straight = tiny_train(tmp_path, steps=6, name="straight", aux_weight=0.5)
+    first = tiny_train(tmp_path, steps=6, name="resumed", aux_weight=0.5, max_seconds=0)  # stops after step 1
     assert first["step"] == 1 and first["out"] is None
-    second = tiny_train(tmp_path, steps=6, name="resumed")
+    second = tiny_train(tmp_path, steps=6, name="resumed", aux_weight=0.5)
     assert second["step"] == 6 and len(second["losses"]) == 5
     assert second["losses"] == straight["losses"][1:]
     a, _ = toyclip.load(tmp_path / "straight.safetensors")
@@ -128,7 +129,7 @@ def test_resume_continues_from_the_saved_step_exactly(tmp_path):
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(p, q), name
     with pytest.raises(ValueError, match="other settings"):
-        tiny_train(tmp_path, steps=6, name="resumed", lr=1e-2)
+        tiny_train(tmp_path, steps=6, name="resumed", aux_weight=0.5, lr=1e-2)
 
 
 def test_load_errors_are_clear(tmp_path):
