@@ -28,7 +28,7 @@ from .checkpoint import load_safetensors, save_safetensors
 from .clip_encoder import ClipEncoder
 from .mapping import MappingNetwork
 
-__all__ = ["CLIP2GAN", "build_clip", "load_generator_for_profile", "save_mapping", "load_mapping", "MAPPING_FORMAT"]
+__all__ = ["CLIP2GAN", "WorldMismatchWarning", "world_fingerprint", "check_world", "build_clip", "load_generator_for_profile", "save_mapping", "load_mapping", "MAPPING_FORMAT"]
 
 MAPPING_FORMAT = "clip2gan.mapping"
 
@@ -68,10 +68,50 @@ def build_clip(world: dict[str, Any], device: str | torch.device = "cpu") -> Cli
                                     pretrained=world.get("clip_pretrained"))
 
 
+class WorldMismatchWarning(UserWarning):
+    """A mapping network is being used with other CLIP or generator weights than it was trained with."""
+
+
+def world_fingerprint(world: dict[str, Any]) -> dict[str, str]:
+    """sha256 of the CLIP and generator files a world resolves to (toy CLIP and any file-based G).
+
+    Stored with a mapping checkpoint, so that loading M beside different weights (a retrained toy
+    CLIP, another generator) is noticed instead of producing silent garbage.
+    """
+    wanted = {"generator_sha256": world.get("generator") or _PROFILE_GENERATORS.get(world["profile"])}
+    if world["profile"] == "toyfaces" and not world.get("clip_model"):
+        wanted["clip_sha256"] = world.get("clip") or "toyfaces-clip"
+    prints = {}
+    for key, name in wanted.items():
+        try:
+            prints[key] = hub.sha256_file(hub.resolve(name))
+        except (hub.WeightsNotFound, TypeError):  # weights given as objects (tests) or absent: nothing to record
+            continue
+    return prints
+
+
+def check_world(config: dict[str, Any], path: str | os.PathLike) -> None:
+    """Warn (`WorldMismatchWarning`) when the weights found now differ from those M was trained with."""
+    import warnings
+
+    recorded = config.get("world_sha256") or {}
+    if not recorded:
+        return
+    current = world_fingerprint(config["world"])
+    for key, value in recorded.items():
+        if key in current and current[key] != value:
+            what = "CLIP" if key.startswith("clip") else "generator"
+            warnings.warn(
+                f"{path}: this mapping network was trained with another {what} (sha256 {value[:12]}…) than the one "
+                f"found now ({current[key][:12]}…); its outputs will not match. Retrain M (python -m clip2gan.train) "
+                "or restore the weights it was trained with.", WorldMismatchWarning, stacklevel=3)
+
+
 def save_mapping(M: MappingNetwork, path: str | os.PathLike, world: dict[str, Any], extra: dict[str, Any] | None = None,
                  half: bool = False) -> Path:
     """Save M (safetensors) with its config and the world it maps into (profile, clip, generator)."""
-    config = {"format": MAPPING_FORMAT, "version": 1, "mapping": M.config, "world": world, **(extra or {})}
+    config = {"format": MAPPING_FORMAT, "version": 1, "mapping": M.config, "world": world,
+              "world_sha256": world_fingerprint(world), **(extra or {})}
     return save_safetensors(M.state_dict(), path, config, half=half)
 
 
@@ -141,6 +181,7 @@ class CLIP2GAN(nn.Module):
             path = path / "mapping.safetensors"
         M, config = load_mapping(path, device=device)
         world = config["world"]
+        check_world(config, path)
         clip = build_clip(world, device)
         G = load_generator_for_profile(world["profile"], device=device, generator=world.get("generator"))
         stats = config.get("feature_means", {})

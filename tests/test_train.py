@@ -173,3 +173,22 @@ def test_torchrun_ddp_two_processes(tmp_path):
     assert state["step"] == 4  # 32 images / 2 processes / batch 4 = 4 steps per epoch
     model = CLIP2GAN.from_checkpoint(out)
     assert model.encode_image(torch.zeros(2, 3, RES, RES)).shape == (2, model.num_ws, model.w_dim)
+
+
+def test_mapping_records_its_world_and_warns_on_other_weights(tmp_path):
+    from clip2gan import stylegan2
+    from clip2gan.model import WorldMismatchWarning
+
+    files = write_tiny_world(tmp_path / "world")
+    t = Trainer(_config(tmp_path, max_steps=1), world={**_world(), "world": {
+        "profile": "toyfaces", "clip": str(files["clip"]), "generator": str(files["generator"])}},
+        dataset=ToyImages(32, 3, RES), progress=False)
+    path = t.fit()["mapping"]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", WorldMismatchWarning)
+        CLIP2GAN.from_checkpoint(path)  # the same weights: no warning
+    stylegan2.save(tiny_generator(seed=5), files["generator"])  # the generator file is replaced
+    with pytest.warns(WorldMismatchWarning, match="another generator"):
+        CLIP2GAN.from_checkpoint(path)
