@@ -11,12 +11,27 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["pick_device", "seed_everything", "environment_report", "in_colab"]
+__all__ = ["pick_device", "seed_everything", "environment_report", "in_colab", "colab_defaults"]
 
 
 def in_colab() -> bool:
     """True inside Google Colab."""
     return "google.colab" in sys.modules
+
+
+def colab_defaults(profile: str, device: str = "auto") -> tuple[str, str]:
+    """On Colab with a GPU and downloads allowed, the paper's world: ("ffhq", "cuda"); else unchanged.
+
+    Each notebook calls this right after its parameters, so a reader who opens it from the README's
+    Colab badge gets the real models (downloaded once through `clip2gan.hub`, with progress, resumed if
+    interrupted), while everywhere else the offline toy world stays the default.
+    """
+    if not in_colab() or not torch.cuda.is_available():
+        return profile, device
+    downloads = os.environ.get("CLIP2GAN_DOWNLOAD", "") in {"1", "true", "yes"}
+    if profile == "toyfaces" and downloads:
+        profile = "ffhq"
+    return profile, "cuda" if device == "auto" else device
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:

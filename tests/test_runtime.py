@@ -1,0 +1,39 @@
+"""runtime: device choice and the Colab defaults."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+import torch
+
+from clip2gan import runtime
+
+
+def test_pick_device():
+    assert runtime.pick_device("cpu") == torch.device("cpu")
+    assert runtime.pick_device("auto").type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA"):
+            runtime.pick_device("cuda")
+
+
+def test_colab_defaults(monkeypatch):
+    assert runtime.colab_defaults("toyfaces", "auto") == ("toyfaces", "auto")  # not Colab: unchanged
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("CLIP2GAN_DOWNLOAD", "1")
+    assert runtime.colab_defaults("toyfaces", "auto") == ("ffhq", "cuda")
+    assert runtime.colab_defaults("afhqcat", "cpu") == ("afhqcat", "cpu")  # explicit choices stay
+    monkeypatch.delenv("CLIP2GAN_DOWNLOAD")
+    assert runtime.colab_defaults("toyfaces", "auto") == ("toyfaces", "cuda")  # no downloads: toy world on GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.colab_defaults("toyfaces", "auto") == ("toyfaces", "auto")
+
+
+def test_seed_everything_repeats():
+    g1 = runtime.seed_everything(3)
+    a = torch.randn(3, generator=g1)
+    g2 = runtime.seed_everything(3)
+    assert torch.equal(a, torch.randn(3, generator=g2))
