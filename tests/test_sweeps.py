@@ -1,0 +1,200 @@
+"""sweeps: a tiny sweep end to end (train, resume/skip, evaluate, CSV, figure), the paper-table layout
+and the verdicts on constructed numbers, the command line's listing.
+
+The sweep runs in the tiny random world of `tiny_world.py` (16 px, 32-d CLIP) scored by the shipped
+toy classifier: the numbers are meaningless, the plumbing is what is tested.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from clip2gan import sweeps
+from clip2gan.clip_encoder import PromptTruncatedWarning
+from clip2gan.losses import LPIPSLoss
+from clip2gan.toyfaces import AttributeClassifier
+from clip2gan.train import ToyImages, discriminator_like
+from tiny_world import RES, tiny_clip, tiny_generator
+
+# 2 steps of 4 images, 8 captions, 2 × 2 diversity samples, 8 edits, M 32 wide: the sweep takes seconds
+TINY = sweeps.SweepSize("tiny", ("base", "layers4"), dict(epochs=1, epoch_size=16, batch_size=4, max_steps=2,
+                                                            hidden_dim=32, identity=False),
+                        n_captions=8, n_div_prompts=2, n_per_prompt=2, n_edit=8)
+
+
+def _world():
+    clip, G = tiny_clip(), tiny_generator()
+    return {"clip": clip, "G": G, "D": discriminator_like(G), "identity": None,
+            "lpips": LPIPSLoss("clip", clip_encoder=clip), "world": {"profile": "toyfaces", "clip": "tiny"}}
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return AttributeClassifier.from_pretrained()
+
+
+def _run(tmp_path, classifier, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PromptTruncatedWarning)  # the tiny CLIP reads 24 tokens; captions are longer
+        return sweeps.run_sweep(TINY, out=tmp_path / "out", work=tmp_path / "work", device="cpu", world=_world(),
+                                classifier=classifier, progress=False, log=lambda *_: None,
+                                dataset_factory=lambda c: ToyImages(c.epoch_size, c.seed, RES), **kw)
+
+
+def test_tiny_sweep_writes_rows_csv_and_figure(tmp_path, classifier):
+    rows = _run(tmp_path, classifier)
+    # base: every setting; layers4: the paper setting only
+    assert [(r["variant"], r["setting"]) for r in rows] == [("base", s) for s in sweeps.SETTINGS] + [("layers4", "paper")]
+    paper = [r for r in rows if r["setting"] == "paper"]
+    for r in paper:
+        assert r["steps"] == 2
+        assert 0 <= r["text_acc"] <= 1 and 0 <= r["rec_match"] <= 1
+        assert 0 <= r["edit_acc"] <= 1 and 0 <= r["edit_acc_beta0"] <= 1 and 0 <= r["edit_pres"] <= 1
+        assert r["fid"] >= 0 and r["edit_fid"] >= 0 and r["lpips_div"] >= 0 and r["lpips_ref"] >= 0
+        assert r["edit_n"] == TINY.n_edit and r["text_pairs"] > 0
+    assert [r["layers"] for r in paper] == [12, 4]
+    # every edit asks for a value the face does not have
+    data = sweeps.eval_data(TINY, RES)
+    assert all(a[t] != v for a, (t, v) in zip(data.edit_attributes, data.edit_targets))
+    # settings that change only editing leave the generation columns empty
+    clip_space = next(r for r in rows if r["setting"] == "clip_space")
+    assert clip_space.get("fid") is None and clip_space["edit_space"] == "clip"
+    back = sweeps.read_csv(tmp_path / "out" / "sweeps.csv")
+    assert len(back) == len(rows) and list(back[0]) == sweeps.COLUMNS
+    assert back[0]["variant"] == "base" and back[0]["adv"] is True and back[0]["fid"] == pytest.approx(rows[0]["fid"], abs=1e-4)
+    assert (tmp_path / "out" / "sweeps.png").stat().st_size > 1000
+    assert (tmp_path / "out" / "sweeps.json").is_file()
+
+
+def test_a_finished_variant_is_not_retrained(tmp_path, classifier):
+    _run(tmp_path, classifier, variants=["base"])
+    mapping = tmp_path / "work" / "base" / "mapping.safetensors"
+    stamp = mapping.stat().st_mtime_ns
+    rows = _run(tmp_path, classifier, variants=["base"])
+    assert mapping.stat().st_mtime_ns == stamp and rows[0]["steps"] == 2
+
+
+def test_a_finished_run_with_other_settings_is_refused(tmp_path, classifier):
+    _run(tmp_path, classifier, variants=["base"])
+    other = sweeps.SweepSize("tiny", ("base",), {**TINY.train, "max_steps": 3}, n_captions=8, n_div_prompts=2,
+                             n_per_prompt=2, n_edit=8)
+    with pytest.raises(FileExistsError, match="other settings"):
+        sweeps.run_sweep(other, out=tmp_path / "out", work=tmp_path / "work", device="cpu", world=_world(),
+                         classifier=classifier, progress=False, log=lambda *_: None)
+
+
+def test_unknown_variant_is_clear(tmp_path):
+    with pytest.raises(ValueError, match="unknown variant"):
+        sweeps.run_sweep(TINY, out=tmp_path, variants=["layers5"], world=_world(), classifier=object())
+
+
+def test_every_size_names_known_variants_and_settings():
+    for size in sweeps.SIZES.values():
+        assert set(size.variants) <= set(sweeps.VARIANTS) and "base" in size.variants
+        assert set(size.settings) <= set(sweeps.SETTINGS)
+    assert sweeps.SIZES["full"].train == {}  # the shipped M's recipe: TrainConfig's defaults
+    assert len(sweeps.SIZES["ci"].variants) == 2
+
+
+def test_zoom_keeps_shape_and_enlarges_the_centre():
+    x = torch.zeros(1, 3, 32, 32)
+    x[..., 12:20, 12:20] = 1.0
+    z = sweeps.zoom(x)
+    assert z.shape == x.shape
+    assert (z > 0.5).sum() > (x > 0.5).sum()
+
+
+def _rows(over=None):
+    """Constructed sweep rows: base better than every ablation, w+ better than CLIP space."""
+    def row(variant, setting="paper", **kw):
+        r = {"variant": variant, "setting": setting, "layers": sweeps.VARIANTS[variant]["layers"],
+             "adv": sweeps.VARIANTS[variant]["adv"], "div": sweeps.VARIANTS[variant]["div"], "fid": 10.0,
+             "lpips_ref": 1.0, "lpips_div": 0.3, "text_acc": 0.9, "text_pairs": 1000, "rec_match": 0.95,
+             "edit_acc": 0.85, "edit_acc_beta0": 0.05, "edit_pres": 0.95, "edit_fid": 12.0, "edit_lpips": 0.5,
+             "edit_n": 500}
+        r.update(kw)
+        return r
+
+    rows = [row("base"), row("base", "clip_space", edit_acc=0.5, edit_fid=30.0), row("base", "zoomed", edit_acc=0.83),
+            row("base", "recentre"), row("base", "directional"),
+            row("layers4", fid=20.0, text_acc=0.6), row("layers8", fid=11.0, text_acc=0.9),
+            row("no_adv", fid=15.0, text_acc=0.7), row("no_div", fid=12.0, text_acc=0.88, lpips_div=0.1),
+            row("no_adv_div", fid=30.0, text_acc=0.5, lpips_div=0.05)]
+    for (variant, setting), changes in (over or {}).items():
+        next(r for r in rows if r["variant"] == variant and r["setting"] == setting).update(changes)
+    return rows
+
+
+def test_verdicts_read_the_numbers():
+    v = {claim: verdict for claim, verdict, _ in sweeps.verdicts(_rows())}
+    assert v["Table 3: 12 layers beat 4"] == "holds here"
+    # 0.9 vs 0.9 accuracy: undecided, the FID direction alone decides, and the verdict says so
+    assert v["Table 3: 12 layers beat 8"].startswith("holds here (some differences")
+    assert v["Table 4: removing L_adv hurts"] == "holds here"
+    assert v["Table 6: editing in w+ beats editing in CLIP space"] == "holds here"
+    assert v["Table 5: editing works on images outside the training set as on those inside"] == "holds here"
+    assert v["§4.4: β-editing changes the asked attribute and keeps the others"] == "holds here"
+    worse = _rows({("layers4", "paper"): {"fid": 5.0, "text_acc": 0.99}, ("base", "paper"): {"edit_pres": 0.5}})
+    v = {claim: verdict for claim, verdict, _ in sweeps.verdicts(worse)}
+    assert v["Table 3: 12 layers beat 4"] == "does not hold here"
+    assert v["§4.4: β-editing changes the asked attribute and keeps the others"] == "mixed"
+    assert sweeps.verdicts([]) == [("every claim", "not measured", "no 'base' row")]
+    # with error bars, a FID difference inside two standard errors decides nothing
+    noisy = _rows({("base", "paper"): {"fid_se": 5.0}, ("layers8", "paper"): {"fid_se": 5.0}})
+    v = {claim: verdict for claim, verdict, _ in sweeps.verdicts(noisy)}
+    assert v["Table 3: 12 layers beat 8"].startswith("inconclusive")
+
+
+def test_fid_with_se():
+    x = torch.rand(40, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    y = x + 0.5
+    extract = lambda b: b.flatten(1)[:, :6]  # noqa: E731 — 6-d features: a full-rank covariance from 40 images
+    same, se = sweeps.fid_with_se(x, x, extract, n_boot=8)
+    assert same == pytest.approx(0.0, abs=1e-6) and se > 0
+    shifted, _ = sweeps.fid_with_se(x, y, extract, n_boot=8)
+    assert shifted == pytest.approx(6 * 0.25, rel=1e-6)  # the means differ by 0.5 in each of 6 dimensions
+
+
+def test_paper_tables_keep_the_papers_layout():
+    tables = sweeps.paper_tables(_rows())
+    assert set(tables) == {"1", "3", "4", "5", "6", "ambiguities"}
+    t3 = tables["3"].splitlines()
+    assert t3[1].split()[0] == "Layers" and [line.split()[0] for line in t3[3:]] == ["4", "8", "12"]
+    t4 = tables["4"].splitlines()[3:]
+    assert [line.split()[:2] for line in t4] == [["×", "×"], ["×", "✓"], ["✓", "×"], ["✓", "✓"]]  # the paper's order
+    assert "DCGAN" in tables["6"] and "30.000" in tables["6"]
+    with_se = sweeps.paper_tables(_rows({("base", "paper"): {"fid_se": 1.25}}))
+    assert "10.0 ± 1.2" in with_se["1"]  # a FID with its bootstrap error bar
+    assert "0.830" in tables["5"]
+
+
+def test_format_table_shows_missing_values_as_dashes():
+    text = sweeps.format_table(["a", "b"], [["x", None], ["y", float("nan")], ["z", 1.23456]])
+    assert text.count("–") == 2 and "1.235" in text
+
+
+def test_command_line_lists_without_running(capsys):
+    assert sweeps.main(["--size", "full", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"variant {v}" in out for v in sweeps.VARIANTS) and "TrainConfig defaults" in out
+
+
+def test_edit_pairs_equal_edit_image_pair_by_pair():
+    from clip2gan.edit import edit_image
+    from tiny_editing import tiny_model
+
+    model = tiny_model()
+    images, attrs, texts, targets = sweeps.edit_set(5, RES)
+    assert len(targets) == 5 and all(a[t] != v for a, (t, v) in zip(attrs, targets))  # a real change each
+    texts = texts[:4] + [texts[0]]  # a repeated text shares one direction
+    for space, mode, layers in (("wplus", "paper", None), ("clip", "directional", "coarse")):
+        before, after = sweeps.edit_pairs(model, images, texts, space=space, mode=mode, beta=0.7, layers=layers)
+        for i in range(len(images)):
+            ref = edit_image(model, images[i], texts[i], beta=0.7, space=space, mode=mode, layers=layers)
+            assert torch.allclose(after[i], ref[0], atol=1e-5), (space, i)
+        assert torch.allclose(before, model.reconstruct(images), atol=1e-5)
+    with pytest.raises(ValueError, match="texts"):
+        sweeps.edit_pairs(model, images, texts[:2])
