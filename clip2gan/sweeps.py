@@ -705,9 +705,19 @@ def plot_sweep(rows: Sequence[dict[str, Any]]):
     base_rows = [r for r in rows if r["variant"] == "base"]
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
     xs = np.arange(len(names))
+    def err(r, key):
+        """Error bars: the FID's bootstrap standard error, 2 binomial standard errors of an accuracy."""
+        if key == "fid":
+            return r.get("fid_se") or 0
+        if key == "text_acc" and r.get("text_pairs"):
+            return 2 * _se(r["text_acc"], r["text_pairs"])
+        return 0
+
     for ax, key, title in zip(axes[:3], ("fid", "text_acc", "lpips_div"),
-                              ("FID in toy features ↓", "text → image attribute acc. ↑", "LPIPS diversity ↑")):
-        ax.bar(xs, [r.get(key) or 0 for r in paper_rows], color="tab:blue")
+                              ("FID in toy features ↓ (±1 s.e.)", "text → image attribute acc. ↑ (±2 s.e.)",
+                               "LPIPS diversity ↑")):
+        ax.bar(xs, [r.get(key) or 0 for r in paper_rows], yerr=[err(r, key) for r in paper_rows], color="tab:blue",
+               capsize=3)
         ax.set_xticks(xs, names, rotation=35, ha="right", fontsize=8)
         ax.set_title(title, fontsize=9)
     ax = axes[3]
@@ -717,9 +727,9 @@ def plot_sweep(rows: Sequence[dict[str, Any]]):
     ax.bar(xe, [r.get("edit_acc_beta0") or 0 for r in base_rows], 0.27, label="acc. at β = 0")
     ax.bar(xe + 0.27, [r.get("edit_pres") or 0 for r in base_rows], 0.27, label="preserved")
     ax.set_xticks(xe, settings, rotation=35, ha="right", fontsize=8)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.35)
     ax.set_title("editing, base M", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", ncol=2)
     size = rows[0].get("size", "?") if rows else "?"
     steps = paper_rows[0].get("steps") if paper_rows else "?"
     fig.suptitle(f"clip2gan sweep, size '{size}' ({steps} training steps per variant; toy world)", fontsize=10)
