@@ -7,6 +7,7 @@ toy classifier: the numbers are meaningless, the plumbing is what is tested.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import pytest
@@ -23,6 +24,7 @@ from tiny_world import RES, tiny_clip, tiny_generator
 TINY = sweeps.SweepSize("tiny", ("base", "layers4"), dict(epochs=1, epoch_size=16, batch_size=4, max_steps=2,
                                                             hidden_dim=32, identity=False),
                         n_captions=8, n_div_prompts=2, n_per_prompt=2, n_edit=8)
+PAPER_ONLY = dataclasses.replace(TINY, settings=("paper",))  # the resume tests need no extra settings
 
 
 def _world():
@@ -36,10 +38,10 @@ def classifier():
     return AttributeClassifier.from_pretrained()
 
 
-def _run(tmp_path, classifier, **kw):
+def _run(tmp_path, classifier, size=TINY, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PromptTruncatedWarning)  # the tiny CLIP reads 24 tokens; captions are longer
-        return sweeps.run_sweep(TINY, out=tmp_path / "out", work=tmp_path / "work", device="cpu", world=_world(),
+        return sweeps.run_sweep(size, out=tmp_path / "out", work=tmp_path / "work", device="cpu", world=_world(),
                                 classifier=classifier, progress=False, log=lambda *_: None,
                                 dataset_factory=lambda c: ToyImages(c.epoch_size, c.seed, RES), **kw)
 
@@ -70,15 +72,15 @@ def test_tiny_sweep_writes_rows_csv_and_figure(tmp_path, classifier):
 
 
 def test_a_finished_variant_is_not_retrained(tmp_path, classifier):
-    _run(tmp_path, classifier, variants=["base"])
+    _run(tmp_path, classifier, PAPER_ONLY, variants=["base"])
     mapping = tmp_path / "work" / "base" / "mapping.safetensors"
     stamp = mapping.stat().st_mtime_ns
-    rows = _run(tmp_path, classifier, variants=["base"])
+    rows = _run(tmp_path, classifier, PAPER_ONLY, variants=["base"])
     assert mapping.stat().st_mtime_ns == stamp and rows[0]["steps"] == 2
 
 
 def test_a_finished_run_with_other_settings_is_refused(tmp_path, classifier):
-    _run(tmp_path, classifier, variants=["base"])
+    _run(tmp_path, classifier, PAPER_ONLY, variants=["base"])
     other = sweeps.SweepSize("tiny", ("base",), {**TINY.train, "max_steps": 3}, n_captions=8, n_div_prompts=2,
                              n_per_prompt=2, n_edit=8)
     with pytest.raises(FileExistsError, match="other settings"):
