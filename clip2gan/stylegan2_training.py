@@ -62,7 +62,9 @@ renamed, with a checksum of all tensors in the metadata, so a `kill -9` at any m
 the steps since the last checkpoint and never leaves a damaged file that is taken for a good one; the
 last 3 are kept. `grids/fakes-<step>.png` (fixed z and c; rows = attribute sets, columns = z;
 `grids/reals.png` shows renders with the same rows), `snapshots/G_ema-<step>.safetensors` (fp16) for
-the bar's curve, `log.jsonl` (training stats, evaluations, events), `bar_curve.png`.
+the bar's curve, `log.jsonl` (training stats, evaluations, events), `bar_curve.png`, and
+`train.lock` (an flock held while a process trains the run, so a second trainer is refused instead of
+interleaving checkpoints; the kernel drops it when the process dies). SIGTERM checkpoints and exits.
 
 Commands::
 
@@ -434,6 +436,9 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / "checkpoints").mkdir(exist_ok=True)
         self.log_path = self.out_dir / "log.jsonl"
+        _RunLock(self.out_dir).check()  # refuse to touch a run another process is training
+        for stale in [*self.out_dir.glob("checkpoints/.*.tmp"), *self.out_dir.glob("snapshots/.*.tmp")]:
+            stale.unlink(missing_ok=True)  # left by a kill -9 during a write; never a valid file
         found = latest_checkpoint(self.out_dir, log=self.log) if resume else None
         if not resume and list_checkpoints(self.out_dir):
             raise FileExistsError(f"{self.out_dir} already holds checkpoints; pass resume=True (--resume) "
@@ -711,6 +716,15 @@ class Trainer:
         Checkpoints every `checkpoint_minutes` (and every `checkpoint_every` steps if given) and at the end;
         SIGTERM / Ctrl-C checkpoint, then stop. Returns the per-step stats of this call when `keep_history`.
         """
+        lock = _RunLock(self.out_dir).acquire()
+        try:
+            return self._run(steps, kimg, minutes, checkpoint_minutes, checkpoint_every, grid_every, snapshot_kimg,
+                             eval_snapshots, eval_n, log_every, progress, keep_history)
+        finally:
+            lock.release()
+
+    def _run(self, steps, kimg, minutes, checkpoint_minutes, checkpoint_every, grid_every, snapshot_kimg,
+             eval_snapshots, eval_n, log_every, progress, keep_history) -> list[dict[str, Any]]:
         target = steps if steps is not None else (math.ceil(kimg * 1000 / self.cfg.batch) if kimg is not None else None)
         history: list[dict[str, Any]] = []
         self._cpu0, self._wall0 = time.process_time(), time.time()
@@ -799,6 +813,44 @@ class Trainer:
             plot_curve(self.out_dir)
         except Exception as err:  # plotting must never stop training
             self.log({"kind": "event", "event": "plot_failed", "message": str(err)[:300]})
+
+
+class _RunLock:
+    """An exclusive `flock` on `<run>/train.lock` while a process trains the run (released by the
+    kernel if the process dies, so a kill -9 never leaves a stale lock)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / "train.lock"
+        self.fd: Optional[int] = None
+
+    def acquire(self) -> "_RunLock":
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            return self
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            pid = os.read(self.fd, 32).decode(errors="replace").strip()
+            os.close(self.fd)
+            self.fd = None
+            raise RuntimeError(f"{self.path.parent} is being trained by another process (pid {pid or '?'}); "
+                               "stop it first (kill -TERM <pid> checkpoints and exits), then resume") from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, str(os.getpid()).encode())
+        return self
+
+    def check(self) -> None:
+        self.acquire().release()
+
+    def release(self) -> None:
+        if self.fd is not None:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
 
 
 def _in_main_thread() -> bool:

@@ -154,6 +154,21 @@ def test_damaged_checkpoint_detected_and_previous_used(tmp_path):
         latest_checkpoint(run)
 
 
+def test_second_trainer_on_a_busy_run_is_refused(tmp_path):
+    from clip2gan.stylegan2_training import _RunLock
+
+    train(tmp_path / "run", steps=1, cfg=tiny_cfg(), **RUN)
+    (tmp_path / "run" / "checkpoints" / ".ckpt-00000009.safetensors.abc.tmp").write_bytes(b"partial")
+    lock = _RunLock(tmp_path / "run").acquire()  # as if another process were training it
+    try:
+        with pytest.raises(RuntimeError, match="being trained by another process"):
+            Trainer(tmp_path / "run", resume=True)
+    finally:
+        lock.release()
+    Trainer(tmp_path / "run", resume=True)  # free again; the partial write of a killed process is cleaned up
+    assert not list((tmp_path / "run" / "checkpoints").glob(".*.tmp"))
+
+
 def test_export_load_round_trip(tmp_path):
     t = train(tmp_path / "run", steps=2, cfg=tiny_cfg(), **RUN)
     path = export_generator(t.G_ema, tmp_path / "g.safetensors")
