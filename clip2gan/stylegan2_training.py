@@ -382,6 +382,8 @@ def latest_checkpoint(run_dir: str | os.PathLike, log: Any = None) -> Optional[t
             return path, state, config
         except CorruptCheckpoint as err:
             errors.append(str(err))
+        except FileNotFoundError:  # removed by the training process (it keeps the last 3) meanwhile
+            continue
     if errors:
         raise CorruptCheckpoint(f"every checkpoint in {Path(run_dir) / 'checkpoints'} is damaged: " + "; ".join(errors)
                                 + ". Delete them to start again (or restore one from a backup).")
