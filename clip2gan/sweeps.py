@@ -456,10 +456,16 @@ def run_sweep(size: str | SweepSize = "ci", out: str | Path = "results", work: s
     import matplotlib.pyplot as plt
 
     plt.close(fig)
-    meta = {"size": dataclasses.asdict(size), "command": f"python -m clip2gan.sweeps --size {size.name} --out {out}",
-            "profile": profile, "seed": seed, "device": str(dev), "torch": torch.__version__,
-            "seconds": round(time.perf_counter() - started, 1), "weights": _weights_record(profile),
-            "variants": names}
+    command = f"python -m clip2gan.sweeps --size {size.name} --out {out}"
+    if seed:
+        command += f" --seed {seed}"
+    if variants is not None:
+        command += f" --variants {','.join(names)}"
+    train_total = sum(r["train_seconds"] or 0 for r in rows if r["setting"] == "paper")
+    meta = {"size": dataclasses.asdict(size), "command": command, "profile": profile, "seed": seed,
+            "device": str(dev), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "seconds": round(time.perf_counter() - started, 1), "train_seconds": round(train_total, 1),
+            "weights": _weights_record(profile), "variants": names}
     (out / "sweeps.json").write_text(json.dumps(meta, indent=2) + "\n")
     return rows
 
