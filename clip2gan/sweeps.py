@@ -626,14 +626,20 @@ def _compare_acc(a: dict[str, Any], b: dict[str, Any], key: str, n_key: str) -> 
 
 
 def _verdict(better: Sequence[bool | None]) -> str:
-    """'holds here' / 'does not hold here' / 'mixed' over the comparisons that were decided (not None)."""
+    """A claim's verdict from its comparisons (True: as the paper says, False: against it, None: undecided).
+
+    'holds here' needs every comparison decided in the paper's favour; 'partly holds' when the
+    decided ones agree and the others are within noise; 'does not hold here' when every decided one
+    disagrees; 'mixed' when decided ones disagree with each other; 'inconclusive' when none is decided.
+    """
     known = [b for b in better if b is not None]
     if not known:
         return "inconclusive (differences within 2 standard errors)"
-    verdict = "holds here" if all(known) else ("does not hold here" if not any(known) else "mixed")
-    if len(known) < len(better):
-        verdict += " (some differences within 2 standard errors)"
-    return verdict
+    if all(known):
+        return "holds here" if len(known) == len(better) else "partly holds (the rest is within 2 standard errors)"
+    if not any(known):
+        return "does not hold here"
+    return "mixed"
 
 
 def verdicts(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
@@ -642,8 +648,9 @@ def verdicts(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
     Each claim is a set of comparisons. A proportion (attribute or editing accuracy) counts only when
     the difference exceeds two binomial standard errors, an FID only beyond two bootstrap standard
     errors (`fid_with_se`; rows without `fid_se` use the direction alone), otherwise the comparison
-    is undecided; LPIPS diversity has no error bar here, so its direction alone is used. Verdict: 'holds here' (every decided comparison agrees with the paper), 'does not
-    hold here' (none does), 'mixed', or 'inconclusive'; the numbers are returned beside it.
+    is undecided; LPIPS diversity has no error bar here, so its direction alone is used. The verdict
+    ('holds here', 'partly holds', 'mixed', 'does not hold here', 'inconclusive': `_verdict`) comes
+    with the numbers it rests on.
     """
     base = _row(rows, "base")
     if base is None:
