@@ -2,7 +2,7 @@
 
     python -m clip2gan.sweeps --size ci   --out results/      # 2 variants × 3 steps (minutes; numbers meaningless)
     python -m clip2gan.sweeps --size demo --out results/      # 6 variants × 32 steps (about an hour on a busy CPU)
-    python -m clip2gan.sweeps --size full --out results/      # 6 variants × the shipped M's recipe (hours on CPU)
+    python -m clip2gan.sweeps --size full --out results/      # 6 variants × the shipped M's recipe (hours on a CPU)
 
 A sweep trains one mapping network M per *variant* with `clip2gan.train.Trainer` (frozen CLIP and G,
 a fresh D per variant, the same seed, data and step budget), evaluates each M with
@@ -150,9 +150,10 @@ SIZES: dict[str, SweepSize] = {
     # demo: every variant, 2 epochs of 512 renders (32 steps of 32): minutes per variant on a CPU.
     "demo": SweepSize("demo", tuple(VARIANTS), dict(epochs=2, epoch_size=512, batch_size=32),
                       n_captions=256, n_div_prompts=16, n_per_prompt=8, n_edit=256),
-    # full: every variant with the shipped M's recipe (TrainConfig defaults: 12 epochs × 2,048 renders,
-    # batch 32 = 768 steps) and issue #6's evaluation sizes (500 captions, 8 samples per prompt, 500 edits).
-    "full": SweepSize("full", tuple(VARIANTS), dict(), n_captions=500, n_div_prompts=50, n_per_prompt=8, n_edit=500),
+    # full: every variant with the shipped M's recipe (data/MANIFEST.json: 8 epochs × 2,048 renders, batch 32 =
+    # 512 steps) and issue #6's evaluation sizes (500 captions, 8 samples per prompt, 500 edits).
+    "full": SweepSize("full", tuple(VARIANTS), dict(epochs=8, epoch_size=2048, batch_size=32),
+                      n_captions=500, n_div_prompts=50, n_per_prompt=8, n_edit=500),
 }
 
 

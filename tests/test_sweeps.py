@@ -97,7 +97,13 @@ def test_every_size_names_known_variants_and_settings():
     for size in sweeps.SIZES.values():
         assert set(size.variants) <= set(sweeps.VARIANTS) and "base" in size.variants
         assert set(size.settings) <= set(sweeps.SETTINGS)
-    assert sweeps.SIZES["full"].train == {}  # the shipped M's recipe: TrainConfig's defaults
+    # the full size trains every variant with the shipped M's recipe (its manifest command)
+    from clip2gan import hub
+
+    command = hub.read_manifest()["files"]["toyfaces-mapping.safetensors"]["command"]
+    full = sweeps.SIZES["full"].train
+    assert f"--epochs {full['epochs']} " in command and f"--epoch-size {full['epoch_size']} " in command
+    assert f"--batch-size {full['batch_size']} " in command
     assert len(sweeps.SIZES["ci"].variants) == 2
 
 
@@ -181,7 +187,7 @@ def test_format_table_shows_missing_values_as_dashes():
 def test_command_line_lists_without_running(capsys):
     assert sweeps.main(["--size", "full", "--list"]) == 0
     out = capsys.readouterr().out
-    assert all(f"variant {v}" in out for v in sweeps.VARIANTS) and "TrainConfig defaults" in out
+    assert all(f"variant {v}" in out for v in sweeps.VARIANTS) and "'epochs': 8" in out
 
 
 def test_edit_pairs_equal_edit_image_pair_by_pair():
