@@ -1239,7 +1239,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 print(_bar_line(r))
             return 0
         if args.weights:
-            G, name, kimg = load_generator(args.weights), Path(args.weights).name, None
+            G, name = load_generator(args.weights), Path(args.weights).name
+            kimg = G.meta.get("kimg", G.meta.get("nimg", 0) / 1000)
         else:
             found = latest_checkpoint(args.run)
             if found is None:
