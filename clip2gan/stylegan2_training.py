@@ -1021,7 +1021,7 @@ def evaluate(G: torch.nn.Module, n: int = 1000, seed: int = 0, truncation_psi: f
     proba_all = clf.predict_proba(imgs)
     proba = {a: p[:n] for a, p in proba_all.items()}
     attributes = _attributes()
-    data_freq, data_conf, data_feat = _data_reference(clf, n_fid, seed)
+    data_freq, data_conf, data_feat = _data_reference(clf, max(n, n_fid), seed)
     freq = _frequencies(proba)
     dev = {a: [100 * (f - d) for f, d in zip(freq[a], data_freq[a])] for a in attributes}
     worst_attr, worst = max(((a, max(abs(x) for x in v)) for a, v in dev.items()), key=lambda t: t[1])
@@ -1034,7 +1034,7 @@ def evaluate(G: torch.nn.Module, n: int = 1000, seed: int = 0, truncation_psi: f
         cond_acc[a] = float(right[mask].float().mean()) if mask.any() else float("nan")
         all_right &= right
     conf = _confident(proba)
-    fid = _frechet(clf.features(imgs[:n_fid]), data_feat) if n_fid else float("nan")
+    fid = _frechet(clf.features(imgs[:n_fid]), data_feat[:n_fid]) if n_fid else float("nan")
     return {
         "n": n, "seed": seed, "truncation_psi": truncation_psi,
         "confident": float(conf.float().mean()),

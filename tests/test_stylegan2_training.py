@@ -237,3 +237,5 @@ def test_evaluate_plumbing():
     assert 0 <= res["confident"] <= 1 and 0 <= res["cond_all"] <= 1
     assert set(res["cond_accuracy"]) == set(ATTRIBUTES)
     assert res["freq_max_dev"] >= 0 and np.isfinite(res["fid"])
+    no_fid = evaluate(G, n=n, seed=0, classifier=_FakeClassifier(proba), n_fid=0)  # data frequencies still measured
+    assert all(sum(v) == pytest.approx(1.0) for v in no_fid["freq_data"].values())
