@@ -37,9 +37,11 @@ demo: setup
 	$(PY) -m clip2gan.pipeline --profile $(PROFILE) --params $(PARAMS) --out outputs/
 
 # Unit tests and every notebook (nbval, lax: only cells marked NBVAL_CHECK_OUTPUT are compared).
+# One OpenMP thread everywhere (tests and notebook kernels): on a busy 2-core machine torch's default
+# of 2 threads spin-waits and runs 5-17x slower; results do not depend on the thread count.
 test: setup setup-browser
 	@start=$$(date +%s); \
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --timeout=1800 -q -p no:cacheprovider; \
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --timeout=1800 -q -p no:cacheprovider; \
 	rc=$$?; echo "== make test: exit $$rc after $$(( $$(date +%s) - start )) s (unit tests + notebooks) =="; exit $$rc
 
 unit: setup
