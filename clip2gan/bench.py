@@ -355,7 +355,11 @@ def bench_training(args: argparse.Namespace) -> dict[str, Any]:
     steps = getattr(args, "steps", None) or (10 if size == "toy" else 20)
     if args.quick:
         steps = 3
+    t_world = time.perf_counter()
     world = _training_world(size, device)
+    _sync(device)
+    print(f"training bench: {size} world built on {device} in {time.perf_counter() - t_world:.1f} s; "
+          f"{steps} timed steps per variant", flush=True)
     res = world["G"].img_resolution
     x = torch.rand(batch, 3, res, res, device=device) * 2 - 1
     rows = []
@@ -376,6 +380,9 @@ def bench_training(args: argparse.Namespace) -> dict[str, Any]:
             if device.type == "cuda":
                 row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
             rows.append(row)
+            # printed as each variant ends, so a run stopped by a time limit still leaves figures
+            print(f"  done: {label}: {seconds:.3f} s/step, {batch / seconds:.1f} img/s"
+                  + (f", peak {row['peak_memory_gib']:.1f} GiB" if "peak_memory_gib" in row else ""), flush=True)
     base = rows[0]["s_per_step"]
     for row in rows:
         row["time_vs_reconstruction_only"] = row["s_per_step"] / base
