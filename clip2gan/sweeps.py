@@ -488,6 +488,16 @@ def _weights_record(profile: str) -> dict[str, str]:
     return record
 
 
+def weights_changed(meta: dict[str, Any], profile: str = "toyfaces") -> dict[str, tuple[str, str]]:
+    """The toy weights that differ between a stored sweep's `sweeps.json` (`meta`) and those resolved
+    now: `{name: (recorded, current)}` — empty when the sweep describes the weights in use
+    (08_evaluation.ipynb). A committed sweep outlives retrained weights; this says when it has."""
+    recorded = meta.get("weights", {})
+    current = _weights_record(profile)
+    return {name: (recorded.get(name, "not recorded"), now) for name, now in current.items()
+            if recorded.get(name) != now}
+
+
 # -------------------------------------------------------------------------------------------------
 # CSV, figure, tables, verdicts
 

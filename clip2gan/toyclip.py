@@ -35,7 +35,13 @@ step `s` drawn from `numpy.random.default_rng([seed, s, 0x7C11])` (so a resumed 
 the batches it would have seen); part of every batch is *minimal pairs* — two faces with the same
 pose, shading and caption wording that differ in one attribute, captioned so that the caption
 states that attribute (the hard negatives that teach the small features: glasses, beard, bangs,
-lipstick, expression, hat). AdamW, linear warm-up then cosine decay, gradient clipping,
+lipstick, expression, hat). An auxiliary loss (`aux_weight`) adds linear attribute classifiers on
+the image embedding: contrastive training alone stays on a plateau where glasses, beard, lipstick
+and expression are at chance (measured: 1,750 steps × 128 pairs, minimal pairs included, left all
+four at 27-64% zero-shot while colours were at 99-100%), because neither tower's features for a
+small feature can grow before the other's do. The supervised term breaks that symmetry on the
+image side only; the text tower learns from captions alone, and the heads are not exported.
+AdamW, linear warm-up then cosine decay, gradient clipping,
 `logit_scale` clamped at 100 as open_clip's trainer does. Checkpoints (`<run_dir>/last.safetensors`:
 fp32 weights, AdamW moments and the step, written atomically, so `kill -9` leaves the previous one)
 every `ckpt_every` steps; `resume=True` continues from it bit-for-bit. The shipped file is the final
@@ -436,15 +442,15 @@ def _checkpoint_path(run_dir: Path) -> Path:
 
 def train(
     out: str | os.PathLike,
-    steps: int = 6000,
-    batch_size: int = 256,
+    steps: int = 2000,
+    batch_size: int = 128,
     lr: float = 1e-3,
     seed: int = 0,
     resume: bool = True,
     run_dir: str | os.PathLike | None = None,
     config: dict[str, Any] | None = None,
     hard_fraction: float = 0.5,
-    aux_weight: float = 0.0,
+    aux_weight: float = 5.0,
     warmup: int | None = None,
     weight_decay: float = 0.1,
     grad_clip: float = 1.0,
@@ -661,12 +667,12 @@ def cmd_train(argv: Sequence[str] | None = None) -> int:
                                 description="Train the toy world's small CLIP (resumable).")
     p.add_argument("--out", default=str(DATA_DIR / f"{MODEL_NAME}.safetensors"), help="final fp16 weights")
     p.add_argument("--run-dir", default=None, help="checkpoint folder (default runs/<out stem>)")
-    p.add_argument("--steps", type=int, default=6000)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hard-fraction", type=float, default=0.5, help="share of each batch in minimal pairs")
-    p.add_argument("--aux-weight", type=float, default=0.0,
+    p.add_argument("--aux-weight", type=float, default=5.0,
                    help="weight of the auxiliary attribute loss on image features (0: contrastive only)")
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--weight-decay", type=float, default=0.1)
@@ -697,8 +703,10 @@ def cmd_train(argv: Sequence[str] | None = None) -> int:
         metrics = evaluate(model, tokenizer, n=1000)
         _print_metrics(metrics)
         command = "python -m clip2gan.toyclip train " + shlex.join(argv)
+        bar_met = metrics["zero_shot_min"] >= 0.9 and metrics["retrieval_top1"] >= 0.5  # issue #4
         write_manifest_entry(out, command=command, train_seconds=result["train_seconds"], metrics=metrics,
-                             params=sum(p.numel() for p in model.parameters()))
+                             bar_met=bar_met, steps=args.steps, pairs_seen=args.steps * args.batch_size,
+                             threads=args.threads, params=sum(p.numel() for p in model.parameters()))
     return 0
 
 

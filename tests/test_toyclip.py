@@ -88,7 +88,8 @@ def test_flip_attribute_keeps_constraints():
 
 def test_tiny_model_trains_and_loss_falls(tmp_path):
     # batch 32 of independent pairs: chance level is log(32) = 3.47; 50 steps reach ~3.0
-    result = tiny_train(tmp_path, steps=50, batch_size=32, warmup=5, hard_fraction=0.0, weight_decay=0.0)
+    result = tiny_train(tmp_path, steps=50, batch_size=32, warmup=5, hard_fraction=0.0, weight_decay=0.0,
+                        aux_weight=0.0)  # the contrastive loss alone, so its chance level applies
     losses = result["losses"]
     assert len(losses) == 50 and result["step"] == 50
     assert np.mean(losses[-5:]) < min(np.mean(losses[:5]) - 0.5, np.log(32) - 0.2), losses
@@ -152,11 +153,11 @@ def test_command_line_eval(tmp_path, capsys):
     assert toyclip.main([]) == 0 and toyclip.main(["nope"]) == 2
 
 
-def test_shipped_weights_match_their_manifest():
-    """The shipped CLIP, on 200 fresh renders (another seed than the manifest's 1,000), reproduces the
-    zero-shot accuracies recorded in data/MANIFEST.json within 4 binomial standard errors, and the
-    manifest's `bar_met` flag agrees with its own figures (issue #4: every attribute ≥ 90%,
-    retrieval top-1 ≥ 50%). Whether the bar is met is reported there, not asserted here."""
+def test_shipped_weights_zero_shot_and_manifest():
+    """The shipped CLIP on 200 fresh renders (another seed than the manifest's 1,000): zero-shot
+    accuracy >= 85% for every attribute (issue #4's bar is 90% on 1,000 renders; 85% leaves room for
+    200-render noise), and the accuracies recorded in data/MANIFEST.json are reproduced within 4
+    binomial standard errors, with a `bar_met` flag that agrees with the recorded figures."""
     import math
 
     from clip2gan.hub import read_manifest
@@ -165,9 +166,13 @@ def test_shipped_weights_match_their_manifest():
         model, tokenizer = toyclip.load("toyfaces-clip")
     except WeightsNotFound:
         pytest.skip("data/toyfaces-clip.safetensors is absent: train it with the command in data/MANIFEST.json")
+    metrics = toyclip.evaluate(model, tokenizer, n=200, seed=20_240_601)
+    low = {k: round(v, 3) for k, v in metrics["zero_shot"].items() if v < 0.85}
+    assert not low, f"zero-shot below 85% on 200 fresh renders: {low}"
+    assert metrics["retrieval_top1"] >= 0.4, metrics["retrieval_top1"]
+
     entry = read_manifest()["files"]["toyfaces-clip.safetensors"]
     recorded = entry["metrics"]
-    metrics = toyclip.evaluate(model, tokenizer, n=200, seed=20_240_601)
     for attr, p in recorded["zero_shot"].items():
         tolerance = 4 * math.sqrt(max(p * (1 - p), 0.01) / 200)
         assert abs(metrics["zero_shot"][attr] - p) <= tolerance, (attr, metrics["zero_shot"][attr], p)
