@@ -61,3 +61,14 @@ def test_committed_outputs_are_small(path):
                 assert len(base64.b64decode(png)) <= 150_000
             assert len("".join(out.get("text", ""))) <= 4100
     assert images <= 2
+
+
+def test_every_notebook_calls_colab_defaults():
+    # issue #7: on Colab every notebook selects the GPU (and, where it can, the paper profile) right
+    # after its parameters; 05-08 pass paper_profile=False (no downloadable paper-profile M exists)
+    for path in NOTEBOOKS:
+        nb = nbformat.read(str(path), as_version=4)
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert "colab_defaults(profile, device" in code, path.name
+        if path.name[:2] in ("05", "06", "07", "08"):
+            assert "paper_profile=False" in code, path.name

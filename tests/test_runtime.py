@@ -26,6 +26,8 @@ def test_colab_defaults(monkeypatch):
     monkeypatch.setenv("CLIP2GAN_DOWNLOAD", "1")
     assert runtime.colab_defaults("toyfaces", "auto") == ("ffhq", "cuda")
     assert runtime.colab_defaults("afhqcat", "cpu") == ("afhqcat", "cpu")  # explicit choices stay
+    # notebooks 05-08 need a paper-profile M that no download provides: GPU yes, profile unchanged
+    assert runtime.colab_defaults("toyfaces", "auto", paper_profile=False) == ("toyfaces", "cuda")
     monkeypatch.delenv("CLIP2GAN_DOWNLOAD")
     assert runtime.colab_defaults("toyfaces", "auto") == ("toyfaces", "cuda")  # no downloads: toy world on GPU
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
