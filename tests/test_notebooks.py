@@ -45,6 +45,10 @@ def test_first_code_cell_installs_on_colab_only(path):
     nb = nbformat.read(str(path), as_version=4)
     first = next(c for c in nb.cells if c.cell_type == "code")
     assert '"google.colab" in sys.modules' in first.source
+    # pinned: the install checks out the release tag of the package version the notebook belongs to
+    import clip2gan
+
+    assert f'REV = "https://github.com/clip2gan/clip2gan", "v{clip2gan.__version__}"' in first.source.replace("REPO, ", "")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
