@@ -53,6 +53,11 @@ every resolution — most attributes are decided at 4-16 px, where the width is)
 CLIP2GAN's mapping network small), batch 16 (more updates per CPU second than 32 at the same
 images/s), Adam lr 0.0025, betas (0, 0.99) (NVIDIA's 32-px values). D: NVIDIA's resnet architecture.
 
+**Optional auxiliary attribute term** (`d_aux_weight`, default 0, AC-GAN style): a linear head on D's last
+features learns the attributes of real renders and G is pushed to make it read the labels it was
+given (`attribute_ce`). Added after D's projection term was measured to ignore the expression
+entirely (and G with it); off by default, so runs without it are unchanged.
+
 **Data**: rendered on the fly (`toyfaces.render_batch`, ~1,000+ images/s per core, < 5 % of a step),
 attributes from `sample_attributes`; fake labels are drawn from the same distribution.
 
@@ -101,6 +106,7 @@ __all__ = [
     "TrainConfig",
     "C_DIM",
     "attributes_to_c",
+    "attribute_ce",
     "sample_c",
     "build_networks",
     "r1_penalty",
@@ -163,6 +169,29 @@ def attributes_to_c(attrs_list: Sequence[dict[str, Any]]) -> torch.Tensor:
     return c
 
 
+def attribute_ce(logits: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Mean over attributes of the cross-entropy between `logits: [N, 28]` (one block of scores per
+    attribute, `attributes_to_c`'s layout) and the one-hot labels `c: [N, 28]`; rows whose block is
+    all zeros (a bald face's hair colour) are left out of that attribute's term.
+
+    The optional auxiliary term of the toy StyleGAN2 (`TrainConfig.d_aux_weight`): a linear head on
+    the discriminator's last features learns the attributes of *real* renders, and G is trained so
+    that the head reads its samples' conditioning labels. It exists because D's projection term alone
+    never learnt to check the mouth: swapping the expression in c changed D's score on real renders
+    no more than chance (50 % against 67-79 % for lipstick, hair colour, glasses, skin), and G's
+    expression ignored c entirely."""
+    losses = []
+    off = 0
+    for values in _attributes().values():
+        k = len(values)
+        block = c[:, off:off + k]
+        has = block.sum(dim=1) > 0
+        if bool(has.any()):
+            losses.append(F.cross_entropy(logits[has, off:off + k], block[has].argmax(dim=1)))
+        off += k
+    return torch.stack(losses).mean()
+
+
 def sample_c(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, list[dict[str, Any]]]:
     """`n` label vectors drawn from the data distribution (`sample_attributes`): `(c [n, 28], attrs)`."""
     from .toyfaces import sample_attributes
@@ -206,6 +235,8 @@ class TrainConfig:
     use_noise: bool = False  # per-pixel noise inputs: zeroed and frozen (see the module docstring)
     ema_kimg: Optional[float] = None  # None: 10 * batch / 32 (NVIDIA auto)
     ema_rampup: Optional[float] = 0.05
+    # auxiliary attribute classifier on D's features (AC-GAN style), 0 = off (see `attribute_ce`)
+    d_aux_weight: float = 0.0
     seed: int = 0
 
     ARCH_FIELDS = ("resolution", "z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max",
@@ -485,6 +516,16 @@ class Trainer:
         betas = (cfg.beta1, cfg.beta2)
         self.opt_G = _lazy_adam(self.G.parameters(), cfg.lr_G, betas, cfg.G_reg_interval if cfg.pl_weight > 0 else None)
         self.opt_D = _lazy_adam(self.D.parameters(), cfg.lr_D, betas, cfg.D_reg_interval if cfg.r1_gamma > 0 else None)
+        # auxiliary attribute head on D's last features (used when cfg.d_aux_weight > 0); its own
+        # generator so that creating it leaves the run's random streams untouched
+        self.aux = torch.nn.Linear(self.D.b4.in_channels, C_DIM).to(self.device).requires_grad_(False)
+        with torch.no_grad():
+            gen = torch.Generator().manual_seed(cfg.seed + 11)
+            self.aux.weight.copy_(torch.randn(self.aux.weight.shape, generator=gen) * 0.01)
+            self.aux.bias.zero_()
+        self.opt_aux = torch.optim.Adam(self.aux.parameters(), lr=cfg.lr_D, betas=betas)
+        self._d_features: Optional[torch.Tensor] = None
+        self.D.b4.fc.register_forward_hook(lambda _m, _i, out: setattr(self, "_d_features", out))
         self.pl_mean = torch.zeros([], device=self.device)
         self.step = 0
         self.nimg = 0
@@ -528,6 +569,8 @@ class Trainer:
             t.update({f"{name}.{k}": v for k, v in net.state_dict().items()})
         t.update(_optimizer_tensors(self.opt_G, "opt_G"))
         t.update(_optimizer_tensors(self.opt_D, "opt_D"))
+        t.update({f"aux.{k}": v for k, v in self.aux.state_dict().items()})
+        t.update(_optimizer_tensors(self.opt_aux, "opt_aux"))
         t["loss.pl_mean"] = self.pl_mean.detach().cpu().reshape([])
         t["rng.torch"] = torch.get_rng_state()
         if self.device.type == "cuda":
@@ -540,6 +583,9 @@ class Trainer:
             net.load_state_dict(sd, strict=True)
         _load_optimizer(self.opt_G, tensors, "opt_G")
         _load_optimizer(self.opt_D, tensors, "opt_D")
+        if "aux.weight" in tensors:  # checkpoints from before the auxiliary head keep its fresh init
+            self.aux.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("aux.")})
+            _load_optimizer(self.opt_aux, tensors, "opt_aux")
         self.pl_mean = tensors["loss.pl_mean"].clone().to(self.device)
         torch.set_rng_state(tensors["rng.torch"].clone())
         if self.device.type == "cuda" and "rng.cuda" in tensors:
@@ -641,7 +687,12 @@ class Trainer:
         fake, _ = self.run_G(gz, gc)
         fake_logits = self.D(fake, gc)
         loss_G = F.softplus(-fake_logits).mean()
-        loss_G.backward()
+        if cfg.d_aux_weight > 0:  # G: make the auxiliary head read the labels G was given
+            aux_G = attribute_ce(self.aux(self._d_features), gc)
+            stats["aux_G"] = float(aux_G.detach())
+            (loss_G + cfg.d_aux_weight * aux_G).backward()
+        else:
+            loss_G.backward()
         self._drop_frozen_grads()
         self._finite_grads(self.G)
         self.opt_G.step()
@@ -674,9 +725,19 @@ class Trainer:
         loss_Dgen = F.softplus(self.D(fake, dc)).mean()
         real_logits = self.D(real, real_c)
         loss_Dreal = F.softplus(-real_logits).mean()
-        (loss_Dgen + loss_Dreal).backward()
+        loss_D = loss_Dgen + loss_Dreal
+        if cfg.d_aux_weight > 0:  # D and the head: read the attributes of real renders
+            self.aux.requires_grad_(True)
+            self.opt_aux.zero_grad(set_to_none=True)
+            aux_D = attribute_ce(self.aux(self._d_features), real_c)
+            stats["aux_D"] = float(aux_D.detach())
+            loss_D = loss_D + cfg.d_aux_weight * aux_D
+        loss_D.backward()
         self._finite_grads(self.D)
         self.opt_D.step()
+        if cfg.d_aux_weight > 0:
+            self.opt_aux.step()
+            self.aux.requires_grad_(False)
         stats["loss_D"] = float((loss_Dgen + loss_Dreal).detach())
         stats["score_real"] = float(real_logits.detach().mean())
 
