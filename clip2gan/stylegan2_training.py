@@ -237,6 +237,9 @@ class TrainConfig:
     ema_rampup: Optional[float] = 0.05
     # auxiliary attribute classifier on D's features (AC-GAN style), 0 = off (see `attribute_ce`)
     d_aux_weight: float = 0.0
+    # which D features the head reads: 4 = the epilogue's fc features; 8, 16, ... = the (flattened)
+    # output of the block that downsamples to that size (finer detail, e.g. the mouth, survives there)
+    d_aux_tap: int = 4
     seed: int = 0
 
     ARCH_FIELDS = ("resolution", "z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max",
@@ -518,14 +521,24 @@ class Trainer:
         self.opt_D = _lazy_adam(self.D.parameters(), cfg.lr_D, betas, cfg.D_reg_interval if cfg.r1_gamma > 0 else None)
         # auxiliary attribute head on D's last features (used when cfg.d_aux_weight > 0); its own
         # generator so that creating it leaves the run's random streams untouched
-        self.aux = torch.nn.Linear(self.D.b4.in_channels, C_DIM).to(self.device).requires_grad_(False)
+        self._d_features: Optional[torch.Tensor] = None
+        taps = [4] + [r // 2 for r in self.D.block_resolutions if r // 2 > 4]
+        if cfg.d_aux_tap not in taps:
+            raise ValueError(f"d_aux_tap={cfg.d_aux_tap}: choose one of {taps} (the resolutions of D's features)")
+        if cfg.d_aux_tap == 4:
+            self.D.b4.fc.register_forward_hook(lambda _m, _i, out: setattr(self, "_d_features", out))
+        else:
+            getattr(self.D, f"b{2 * cfg.d_aux_tap}").register_forward_hook(
+                lambda _m, _i, out: setattr(self, "_d_features", out[0].flatten(1).float()))
+        with torch.no_grad():  # one dry pass to size the head (deterministic: no random state is used)
+            self.D(torch.zeros(1, 3, cfg.resolution, cfg.resolution, device=self.device),
+                   torch.zeros(1, cfg.c_dim, device=self.device) if cfg.conditional else None)
+        self.aux = torch.nn.Linear(self._d_features.shape[1], C_DIM).to(self.device).requires_grad_(False)
         with torch.no_grad():
             gen = torch.Generator().manual_seed(cfg.seed + 11)
             self.aux.weight.copy_(torch.randn(self.aux.weight.shape, generator=gen) * 0.01)
             self.aux.bias.zero_()
         self.opt_aux = torch.optim.Adam(self.aux.parameters(), lr=cfg.lr_D, betas=betas)
-        self._d_features: Optional[torch.Tensor] = None
-        self.D.b4.fc.register_forward_hook(lambda _m, _i, out: setattr(self, "_d_features", out))
         self.pl_mean = torch.zeros([], device=self.device)
         self.step = 0
         self.nimg = 0
@@ -583,7 +596,8 @@ class Trainer:
             net.load_state_dict(sd, strict=True)
         _load_optimizer(self.opt_G, tensors, "opt_G")
         _load_optimizer(self.opt_D, tensors, "opt_D")
-        if "aux.weight" in tensors:  # checkpoints from before the auxiliary head keep its fresh init
+        # a checkpoint from before the head, or with the head on other features, keeps the fresh head
+        if "aux.weight" in tensors and tensors["aux.weight"].shape == self.aux.weight.shape:
             self.aux.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("aux.")})
             _load_optimizer(self.opt_aux, tensors, "opt_aux")
         self.pl_mean = tensors["loss.pl_mean"].clone().to(self.device)

@@ -269,3 +269,16 @@ def test_auxiliary_head_trains_and_resumes_exactly(tmp_path):
     assert torch.equal(resumed.aux.weight, straight.aux.weight)
     off = train(tmp_path / "off", steps=2, cfg=tiny_cfg(), **RUN)  # weight 0: the head is never touched
     assert "aux_G" not in off.history[0] and torch.equal(off.aux.weight, fresh.aux.weight)
+
+
+def test_auxiliary_head_on_finer_features(tmp_path):
+    # 16 px run: the head can read b16's 8 px output instead of the epilogue; unknown taps are refused
+    t = train(tmp_path / "a", steps=2, cfg=tiny_cfg(resolution=16, d_aux_weight=1.0, d_aux_tap=8), **RUN)
+    assert t.aux.weight.shape == (C_DIM, t.D.b16.conv1.weight.shape[0] * 8 * 8)
+    assert all(np.isfinite(h["aux_D"]) for h in t.history)
+    with pytest.raises(ValueError, match="d_aux_tap"):
+        Trainer(tmp_path / "b", cfg=tiny_cfg(d_aux_tap=16), resume=False)
+    # changing the tap on resume starts a fresh head of the new size instead of failing
+    resumed = Trainer(tmp_path / "a", resume=True, overrides={"d_aux_tap": 4})
+    assert resumed.step == 2 and resumed.cfg.d_aux_tap == 4
+    assert resumed.aux.weight.shape == (C_DIM, resumed.D.b4.in_channels)
