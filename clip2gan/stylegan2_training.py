@@ -53,8 +53,8 @@ every resolution — most attributes are decided at 4-16 px, where the width is)
 CLIP2GAN's mapping network small), batch 16 (more updates per CPU second than 32 at the same
 images/s), Adam lr 0.0025, betas (0, 0.99) (NVIDIA's 32-px values). D: NVIDIA's resnet architecture.
 
-**Optional auxiliary attribute term** (`d_aux_weight`, default 0, AC-GAN style): a linear head on D's last
-features learns the attributes of real renders and G is pushed to make it read the labels it was
+**Optional auxiliary attribute term** (`d_aux_weight`, default 0, AC-GAN style): a linear head on D's
+features (`d_aux_tap`: the epilogue's, or a finer block's output) learns the attributes of real renders and G is pushed to make it read the labels it was
 given (`attribute_ce`). Added after D's projection term was measured to ignore the expression
 entirely (and G with it); off by default, so runs without it are unchanged.
 
@@ -175,7 +175,7 @@ def attribute_ce(logits: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     all zeros (a bald face's hair colour) are left out of that attribute's term.
 
     The optional auxiliary term of the toy StyleGAN2 (`TrainConfig.d_aux_weight`): a linear head on
-    the discriminator's last features learns the attributes of *real* renders, and G is trained so
+    the discriminator's features (`TrainConfig.d_aux_tap`) learns the attributes of *real* renders, and G is trained so
     that the head reads its samples' conditioning labels. It exists because D's projection term alone
     never learnt to check the mouth: swapping the expression in c changed D's score on real renders
     no more than chance (50 % against 67-79 % for lipstick, hair colour, glasses, skin), and G's
@@ -519,8 +519,8 @@ class Trainer:
         betas = (cfg.beta1, cfg.beta2)
         self.opt_G = _lazy_adam(self.G.parameters(), cfg.lr_G, betas, cfg.G_reg_interval if cfg.pl_weight > 0 else None)
         self.opt_D = _lazy_adam(self.D.parameters(), cfg.lr_D, betas, cfg.D_reg_interval if cfg.r1_gamma > 0 else None)
-        # auxiliary attribute head on D's last features (used when cfg.d_aux_weight > 0); its own
-        # generator so that creating it leaves the run's random streams untouched
+        # auxiliary attribute head on D's features at cfg.d_aux_tap (trained only when cfg.d_aux_weight > 0);
+        # its own generator so that creating it leaves the run's random streams untouched
         self._d_features: Optional[torch.Tensor] = None
         taps = [4] + [r // 2 for r in self.D.block_resolutions if r // 2 > 4]
         if cfg.d_aux_tap not in taps:
@@ -701,12 +701,12 @@ class Trainer:
         fake, _ = self.run_G(gz, gc)
         fake_logits = self.D(fake, gc)
         loss_G = F.softplus(-fake_logits).mean()
+        loss = loss_G
         if cfg.d_aux_weight > 0:  # G: make the auxiliary head read the labels G was given
             aux_G = attribute_ce(self.aux(self._d_features), gc)
             stats["aux_G"] = float(aux_G.detach())
-            (loss_G + cfg.d_aux_weight * aux_G).backward()
-        else:
-            loss_G.backward()
+            loss = loss + cfg.d_aux_weight * aux_G
+        loss.backward()
         self._drop_frozen_grads()
         self._finite_grads(self.G)
         self.opt_G.step()
