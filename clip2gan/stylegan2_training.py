@@ -493,6 +493,7 @@ class Trainer:
             self._restore(tensors, config)
             self._apply_noise_setting()
             self.log({"kind": "event", "event": "resume", "checkpoint": path.name, "step": self.step,
+                      "kimg": self.nimg / 1000, "device": device_label(self.device),
                       "changed": {k: list(v) for k, v in changed.items()}})
             print(f"resumed from {path} (step {self.step}, {self.nimg / 1000:.1f} kimg)"
                   + (f"; changed: {changed}" if changed else ""), flush=True)
@@ -501,7 +502,8 @@ class Trainer:
             self.cfg = dataclasses.replace(base, **overrides)
             self._init_state()
             self._apply_noise_setting()
-            self.log({"kind": "event", "event": "start", "config": self.cfg.to_dict(),
+            self.log({"kind": "event", "event": "start", "config": self.cfg.to_dict(), "kimg": 0.0,
+                      "device": device_label(self.device),
                       "G_params": sum(p.numel() for p in self.G.parameters()),
                       "D_params": sum(p.numel() for p in self.D.parameters())})
 
@@ -1241,6 +1243,34 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-mixing", dest="style_mixing_prob", type=float, default=None, help=argparse.SUPPRESS)
 
 
+def device_label(device: torch.device) -> str:
+    """'CPU, 2 threads, torch 2.x' or 'NVIDIA H100 80GB HBM3, torch 2.x': what a log records a run used."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    return f"{device.type.upper()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
+
+
+def device_history(run: str | Path) -> list[dict[str, Any]]:
+    """Which device trained which stretch of a run, from its log's start/resume events (for the manifest).
+
+    Returns [{'from_kimg', 'device'}] in order; events written before the log recorded devices
+    say 'not recorded'. Consecutive stretches on the same device are merged.
+    """
+    segments: list[dict[str, Any]] = []
+    rows = _read_log(Path(run))
+    for i, r in enumerate(rows):
+        if r.get("kind") != "event" or r.get("event") not in ("start", "resume"):
+            continue
+        device = r.get("device", "not recorded")
+        kimg = r.get("kimg", 0.0 if r.get("event") == "start" else None)
+        if kimg is None:  # older logs: the kimg of the first training row after the event
+            kimg = next((x["kimg"] for x in rows[i + 1:] if x.get("kind") != "event" and "kimg" in x), None)
+        if segments and segments[-1]["device"] == device:
+            continue
+        segments.append({"from_kimg": None if kimg is None else round(float(kimg), 1), "device": device})
+    return segments
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """`python -m clip2gan.stylegan2_training [train] --out DIR --resume | export | eval` (00_setup.ipynb)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -1290,8 +1320,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
             resumes = [{k: r.get(k) for k in ("time", "step", "changed")} for r in _read_log(Path(args.run))
                        if r.get("event") == "resume" and r.get("changed")]
+            segments = device_history(args.run)
             info: dict[str, Any] = {"train_cpu_seconds": config.get("cpu_seconds"), "history": args.history,
-                                    "changes_on_resume": resumes, "device": f"CPU, torch {torch.__version__}",
+                                    "changes_on_resume": resumes, "device_history": segments,
+                                    "device": "; ".join(dict.fromkeys(seg["device"] for seg in segments)),
                                     "train_wall_seconds": config.get("wall_seconds"), "kimg": config["nimg"] / 1000,
                                     "step": config["step"], "train_config": config["train_config"]}
             try:

@@ -25,6 +25,7 @@ from clip2gan.stylegan2_training import (
     attribute_ce,
     attributes_to_c,
     build_networks,
+    device_history,
     ema_beta,
     evaluate,
     export_generator,
@@ -199,6 +200,22 @@ def test_cli_train_resume_export(tmp_path):
         main(common + ["--resume", "--steps", "3", "--channel-max", "32"])
     assert main(["export", "--run", str(run), "--out", str(out)]) == 0
     assert load_generator(out).z_dim == 16
+    # the log says which device trained which stretch (what export --manifest records)
+    history = device_history(run)
+    assert len(history) == 1 and history[0]["from_kimg"] == 0.0
+    assert history[0]["device"].startswith("CPU, 1 thread(s), torch ")
+
+
+def test_device_history_splits_by_device_and_fills_old_logs(tmp_path):
+    rows = [{"kind": "event", "event": "start", "kimg": 0.0, "device": "CPU, 1 thread(s), torch 2"},
+            {"kind": "event", "event": "resume", "step": 5, "kimg": 1.0, "device": "CPU, 1 thread(s), torch 2"},
+            {"kind": "event", "event": "resume", "step": 9, "kimg": 2.5, "device": "NVIDIA H200, torch 2"},
+            {"kind": "event", "event": "resume", "step": 20},  # written before devices were logged
+            {"step": 21, "kimg": 7.25, "loss_G": 1.0}]
+    (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert device_history(tmp_path) == [{"from_kimg": 0.0, "device": "CPU, 1 thread(s), torch 2"},
+                                        {"from_kimg": 2.5, "device": "NVIDIA H200, torch 2"},
+                                        {"from_kimg": 7.2, "device": "not recorded"}]
 
 
 class _FakeClassifier:
