@@ -3,6 +3,8 @@
     python -m clip2gan.sweeps --size ci   --out results/      # 2 variants × 3 steps (minutes; numbers meaningless)
     python -m clip2gan.sweeps --size demo --out results/      # 6 variants × 32 steps (about an hour on a busy CPU)
     python -m clip2gan.sweeps --size full --out results/      # 6 variants × the shipped M's recipe (hours on a CPU)
+    python -m clip2gan.sweeps --evaluate runs/NAME --size full  # one trained M's metrics and the issues' bars
+    python -m clip2gan.sweeps --evaluate runs/NAME --size full --ship --command '...'  # and ship it to data/
 
 A sweep trains one mapping network M per *variant* with `clip2gan.train.Trainer` (frozen CLIP and G,
 a fresh D per variant, the same seed, data and step budget), evaluates each M with
@@ -397,6 +399,67 @@ def evaluate(model, data: EvalData, classifier, lpips, size: SweepSize, setting:
 
 
 # -------------------------------------------------------------------------------------------------
+# one trained M: evaluate it, ship it
+
+#: the issues' bars for a trained M at full size (metric, threshold, which issue)
+BARS: tuple[tuple[str, float, str], ...] = (("rec_match", 0.90, "issue 5"), ("text_acc", 0.75, "issue 5"),
+                                            ("text_acc", 0.85, "issue 6"), ("lpips_div", 0.05, "issue 6"),
+                                            ("edit_acc", 0.80, "issue 6"), ("edit_pres", 0.90, "issue 6"))
+
+
+def bars(metrics: dict[str, Any]) -> dict[str, bool]:
+    """{'text_acc>=0.75 (issue 5)': met?, ...} for the metrics of `evaluate` (those present)."""
+    return {f"{k}>={t:.2f} ({issue})": bool(metrics[k] >= t) for k, t, issue in BARS if k in metrics}
+
+
+def evaluate_mapping(path: str | Path, size: str | SweepSize = "full", seed: int = 0, device: str = "cpu",
+                     progress: bool = False) -> dict[str, Any]:
+    """`evaluate` under the paper's setting for one trained M (a run folder or a mapping file) on the
+    world it was trained with (05_training.ipynb); adds 'bars' (see `BARS`)."""
+    from .losses import LPIPSLoss
+    from .model import CLIP2GAN
+    from .toyfaces import AttributeClassifier
+
+    size = SIZES[size] if isinstance(size, str) else size
+    model = CLIP2GAN.from_checkpoint(path, device=device)
+    data = eval_data(size, model.resolution, seed)
+    lpips = LPIPSLoss.for_profile(model.profile, clip_encoder=model.clip).to(model.device)
+    metrics = evaluate(model, data, AttributeClassifier.from_pretrained(device=device), lpips, size, seed=seed,
+                       progress=progress)
+    metrics = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()}
+    return {**metrics, "bars": bars(metrics)}
+
+
+def ship_mapping(run: str | Path, command: str, device_note: str, size: str = "full", seed: int = 0,
+                 data_dir: str | Path | None = None) -> dict[str, Any]:
+    """Evaluate a finished run's M, copy it to `data/toyfaces-mapping.{safetensors,json}` and write its
+    manifest entry (sha256, the reproducing command, training time, device, the metrics and bars)."""
+    import shutil
+
+    from . import hub
+    from .model import load_mapping
+
+    run = Path(run)
+    src = run / "mapping.safetensors"
+    if not src.is_file():
+        raise FileNotFoundError(f"{src} does not exist: train the run to the end first")
+    metrics = evaluate_mapping(run, size=size, seed=seed)
+    _, cfg = load_mapping(src)
+    data_dir = Path(data_dir) if data_dir is not None else hub.MANIFEST_PATH.parent
+    dst = data_dir / "toyfaces-mapping.safetensors"
+    shutil.copyfile(src, dst)
+    shutil.copyfile(src.with_suffix(".json"), dst.with_suffix(".json"))
+    bar_flags = metrics.pop("bars")
+    size_obj = SIZES[size]
+    return hub.write_manifest_entry(
+        dst, command, device=device_note, train_seconds=_train_seconds(run), steps=cfg.get("steps"),
+        world_sha256=cfg.get("world_sha256"), metrics=metrics, bars=bar_flags,
+        evaluation=(f"python -m clip2gan.sweeps --evaluate {run} --size {size} (clip2gan.sweeps.evaluate, setting "
+                    f"'paper': {size_obj.n_captions} held-out captions/renders, {size_obj.n_per_prompt} samples × "
+                    f"{size_obj.n_div_prompts} prompts for diversity, {size_obj.n_edit} edits at β = 1)"))
+
+
+# -------------------------------------------------------------------------------------------------
 # the sweep
 
 
@@ -776,9 +839,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--list", action="store_true", help="print the variants, settings and sizes, run nothing")
+    p.add_argument("--evaluate", default=None, metavar="RUN",
+                   help="instead of a sweep: evaluate one trained M (run folder or mapping file) at --size, print JSON")
+    p.add_argument("--ship", action="store_true",
+                   help="with --evaluate RUN: also copy its M to data/ and write the manifest entry (needs --command)")
+    p.add_argument("--command", default=None, help="with --ship: the training command that reproduces the run")
+    p.add_argument("--device-note", default=None, help="with --ship: where it trained (default: CPU + torch version)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.ship and not (args.evaluate and args.command):
+        p.error("--ship needs --evaluate RUN and --command 'the training command'")
+    if args.evaluate:
+        if args.ship:
+            note = args.device_note or f"CPU, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
+            entry = ship_mapping(args.evaluate, args.command, note, size=args.size, seed=args.seed)
+            print(json.dumps(entry, indent=1))
+        else:
+            print(json.dumps(evaluate_mapping(args.evaluate, size=args.size, seed=args.seed), indent=1))
+        return 0
     import matplotlib
 
     matplotlib.use("Agg")  # the command line draws into a file only

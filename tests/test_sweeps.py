@@ -8,7 +8,9 @@ toy classifier: the numbers are meaningless, the plumbing is what is tested.
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -216,3 +218,32 @@ def test_weights_changed_names_the_retrained_files(monkeypatch):
     stale = {"weights": {"toyfaces-clip": "aaaa", "toyfaces-stylegan2": "old0"}}
     assert sweeps.weights_changed(stale) == {"toyfaces-stylegan2": ("old0", "bbbb")}
     assert sweeps.weights_changed({}) == {k: ("not recorded", v) for k, v in now.items()}
+
+
+def test_ship_mapping_evaluates_copies_and_records(tmp_path, monkeypatch):
+    # the shipped M evaluated at CI size (32 captions, 32 edits: seconds) and "shipped" into a temporary data/
+    from clip2gan import hub
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shipped = hub.resolve("toyfaces-mapping")
+    for suffix in (".safetensors", ".json"):
+        (run / f"mapping{suffix}").write_bytes(Path(shipped).with_suffix(suffix).read_bytes())
+    (run / "log.jsonl").write_text(json.dumps({"step": 512, "seconds": 437.0}) + "\n")
+    monkeypatch.setattr(hub, "MANIFEST_PATH", tmp_path / "data" / "MANIFEST.json")
+    (tmp_path / "data").mkdir()
+    entry = sweeps.ship_mapping(run, "python -m clip2gan.train --out run", "CPU, test", size="ci")
+    manifest = json.loads((tmp_path / "data" / "MANIFEST.json").read_text())["files"]["toyfaces-mapping.safetensors"]
+    assert manifest == entry and entry["train_seconds"] == 437.0 and entry["steps"] == 512
+    assert entry["sha256"] == hub.sha256_file(shipped)
+    assert (tmp_path / "data" / "toyfaces-mapping.json").read_bytes() == Path(shipped).with_suffix(".json").read_bytes()
+    m = entry["metrics"]
+    assert 0.0 <= m["text_acc"] <= 1.0 and m["edit_n"] == 32 and m["text_pairs"] > 0
+    assert entry["bars"]["text_acc>=0.75 (issue 5)"] == (m["text_acc"] >= 0.75)
+    with pytest.raises(FileNotFoundError, match="train the run"):
+        sweeps.ship_mapping(tmp_path / "nothing", "cmd", "CPU")
+
+
+def test_command_line_ship_needs_a_command():
+    with pytest.raises(SystemExit):
+        sweeps.main(["--evaluate", "runs/x", "--ship"])
