@@ -299,6 +299,7 @@ def _training_arguments(parser: argparse.ArgumentParser) -> None:
                         help="toy: 32 px world (CPU); ffhq: ViT-B-16 + 1024 px config-f G + IR-SE50 (GPU)")
     parser.add_argument("--batch", type=int, default=None, help="default 32 (toy) or 8 (ffhq)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default 10 toy, 20 ffhq)")
+    parser.add_argument("--no-pieces", action="store_true", help="skip timing each piece of the step on its own")
 
 
 def _training_world(size: str, device: torch.device) -> dict[str, Any]:
@@ -342,6 +343,66 @@ class _RandomArcFace(torch.nn.Module):
         return torch.nn.functional.normalize(self.net(face_crop(x)), dim=-1)
 
 
+def _component_times(world: dict[str, Any], x: torch.Tensor, amp: bool, reps: int = 3) -> list[tuple[str, float]]:
+    """Seconds per call of each piece of one training step, timed alone and printed as each ends, so
+    a slow or stalled step shows which piece holds it (CLIP, M, G, LPIPS, identity, D, penalty)."""
+    from .losses import d_loss, g_adv_loss, requires_grad
+    from .mapping import MappingNetwork
+
+    device = x.device
+    G, D, clip = world["G"], world["D"], world["clip"]
+    M = MappingNetwork(clip.embed_dim, G.num_ws, G.w_dim).to(device)
+    auto = lambda: torch.autocast(device.type, enabled=amp)  # noqa: E731
+    with torch.no_grad(), auto():
+        f = clip.encode_image(x).float()
+    ws = M(f).detach()
+
+    def clip_forward():
+        with torch.no_grad(), auto():
+            clip.encode_image(x)
+
+    def mapping_fwd_bwd():
+        with auto():
+            M(f).float().square().mean().backward()
+
+    def synthesis_fwd_bwd():
+        w = ws.clone().requires_grad_(True)
+        with auto():
+            G.synthesis(w, noise_mode="const").float().square().mean().backward()
+
+    x_fake = x.flip(0).clone().requires_grad_(True)
+
+    def lpips_fwd_bwd():
+        with auto():
+            world["lpips"](x_fake, x).backward()
+
+    def identity_fwd_bwd():
+        with auto():
+            world["identity"](x_fake, x).backward()
+
+    def d_adv_fwd_bwd():
+        with requires_grad(D, False), auto():
+            g_adv_loss(D, x_fake).backward()
+
+    def d_step_with_penalty():
+        with auto():
+            d_loss(D, x, x_fake.detach())[0].backward()
+
+    pieces = [("CLIP image encoder (forward)", clip_forward), ("M (forward + backward)", mapping_fwd_bwd),
+              ("G synthesis (forward + backward to w+)", synthesis_fwd_bwd), ("LPIPS (forward + backward)", lpips_fwd_bwd)]
+    if world["identity"] is not None:
+        pieces.append(("identity (forward + backward)", identity_fwd_bwd))
+    pieces += [("D for L_G (forward + backward)", d_adv_fwd_bwd), ("D step with penalty (eq. 7)", d_step_with_penalty)]
+    out = []
+    for name, fn in pieces:
+        t0 = time.perf_counter()
+        seconds = timeit(fn, device, warmup=1, min_reps=reps, max_reps=reps)
+        out.append((name, float(seconds)))
+        print(f"  piece: {name:<42} {seconds * 1e3:9.1f} ms  (first call + {reps} timed: "
+              f"{time.perf_counter() - t0:.1f} s)", flush=True)
+    return out
+
+
 @register("training", help="CLIP2GAN training step: images/s and peak memory; full loss vs reconstruction only; AMP vs fp32 on CUDA",
           add_arguments=_training_arguments)
 def bench_training(args: argparse.Namespace) -> dict[str, Any]:
@@ -362,6 +423,9 @@ def bench_training(args: argparse.Namespace) -> dict[str, Any]:
           f"{steps} timed steps per variant", flush=True)
     res = world["G"].img_resolution
     x = torch.rand(batch, 3, res, res, device=device) * 2 - 1
+    if not getattr(args, "no_pieces", False):
+        print(f"pieces of one step, batch {batch}{', AMP' if device.type == 'cuda' else ''}:", flush=True)
+        results_pieces = _component_times(world, x, amp=device.type == "cuda", reps=1 if args.quick else 3)
     rows = []
     variants = [("reconstruction only (rec + LPIPS)", dict(adv=False, div=False, identity=False), True),
                 ("full eq. 10 + D step", dict(adv=True, div=True, identity=world["identity"] is not None), True)]
@@ -369,6 +433,8 @@ def bench_training(args: argparse.Namespace) -> dict[str, Any]:
         variants.append(("full eq. 10 + D step, fp32", dict(adv=True, div=True, identity=world["identity"] is not None), False))
     results: dict[str, Any] = {"size": size, "batch": batch, "resolution": res, "device": str(device),
                                "environment": _environment(device)}
+    if not getattr(args, "no_pieces", False):
+        results["pieces_seconds"] = dict(results_pieces)
     with tempfile.TemporaryDirectory() as tmp:
         for label, flags, amp in variants:
             config = TrainConfig(out=tmp, device=str(device), batch_size=batch, amp=amp, epoch_size=batch, **flags)

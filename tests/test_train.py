@@ -192,3 +192,16 @@ def test_mapping_records_its_world_and_warns_on_other_weights(tmp_path):
     stylegan2.save(tiny_generator(seed=5), files["generator"])  # the generator file is replaced
     with pytest.warns(WorldMismatchWarning, match="another generator"):
         CLIP2GAN.from_checkpoint(path)
+
+
+def test_training_benchmark_times_every_piece(capsys):
+    # toy size, batch 4, --quick (3 steps per variant, one timed call per piece): a few seconds
+    from clip2gan import bench
+
+    out = bench.main(["training", "--device", "cpu", "--quick", "--batch", "4"])["training"]
+    pieces = out["pieces_seconds"]
+    assert set(pieces) >= {"CLIP image encoder (forward)", "G synthesis (forward + backward to w+)",
+                           "D step with penalty (eq. 7)"}
+    assert all(s > 0 for s in pieces.values())
+    assert [r["variant"] for r in out["rows"]] == ["reconstruction only (rec + LPIPS)", "full eq. 10 + D step"]
+    assert "piece: D step with penalty" in capsys.readouterr().out
