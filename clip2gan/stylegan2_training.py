@@ -1286,6 +1286,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     pe.add_argument("--manifest", action="store_true", help="also evaluate and write data/MANIFEST.json's entry")
     pe.add_argument("--command", default=None, help="the training command to record in the manifest")
     pe.add_argument("--history", default=None, help="how the run got here (changes made on resume), for the manifest")
+    pe.add_argument("--snapshot", type=int, default=None, metavar="STEP",
+                    help="export the G_ema snapshot of that step (as the run evaluated it) instead of the newest checkpoint")
     pv = sub.add_parser("eval", help="the issue #4 bar for a run's newest checkpoint, a weights file, or all snapshots")
     pv.add_argument("--run", default=str(DEFAULT_RUN))
     pv.add_argument("--weights", default=None, help="an exported generator instead of the run's newest checkpoint")
@@ -1310,28 +1312,43 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if found is None:
             parser.error(f"{args.run} has no checkpoint to export")
         path, tensors, config = found
-        G = _generator_from_checkpoint(tensors, config, "G_ema")
-        extra = {"step": config["step"], "kimg": config["nimg"] / 1000, "cpu_seconds": config.get("cpu_seconds"),
-                 "train_config": config["train_config"], "from_checkpoint": path.name}
+        log = _read_log(Path(args.run))
+        if args.snapshot is not None:  # a G_ema snapshot the run evaluated, exactly as evaluated
+            snap = Path(args.run) / "snapshots" / f"G_ema-{args.snapshot:08d}.safetensors"
+            if not snap.is_file():
+                have = sorted(p.name for p in (Path(args.run) / "snapshots").glob("G_ema-*.safetensors"))
+                parser.error(f"{snap} does not exist; snapshots: {', '.join(have[-5:]) or 'none'}")
+            G = load_generator(snap)
+            step, nimg, cpu_seconds = G.meta["step"], G.meta["nimg"], G.meta.get("cpu_seconds")
+            wall_seconds = max((r["wall_seconds"] for r in log if r.get("kind") == "train" and "wall_seconds" in r
+                                and r.get("step", 0) <= step), default=None)
+            source = {"from_snapshot": snap.name}
+        else:
+            G = _generator_from_checkpoint(tensors, config, "G_ema")
+            step, nimg = config["step"], config["nimg"]
+            cpu_seconds, wall_seconds = config.get("cpu_seconds"), config.get("wall_seconds")
+            source = {"from_checkpoint": path.name}
+        extra = {"step": step, "kimg": nimg / 1000, "cpu_seconds": cpu_seconds,
+                 "train_config": config["train_config"], **source}
         out = export_generator(G, args.out, extra=extra)
-        print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) from {path.name}", flush=True)
+        print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) from {next(iter(source.values()))}", flush=True)
         if args.manifest:
             from .hub import write_manifest_entry
 
-            resumes = [{k: r.get(k) for k in ("time", "step", "changed")} for r in _read_log(Path(args.run))
-                       if r.get("event") == "resume" and r.get("changed")]
-            segments = device_history(args.run)
-            info: dict[str, Any] = {"train_cpu_seconds": config.get("cpu_seconds"), "history": args.history,
+            resumes = [{k: r.get(k) for k in ("time", "step", "changed")} for r in log
+                       if r.get("event") == "resume" and r.get("changed") and r.get("step", 0) <= step]
+            segments = [seg for seg in device_history(args.run) if (seg["from_kimg"] or 0) <= nimg / 1000]
+            info: dict[str, Any] = {"train_cpu_seconds": cpu_seconds, "history": args.history,
                                     "changes_on_resume": resumes, "device_history": segments,
                                     "device": "; ".join(dict.fromkeys(seg["device"] for seg in segments)),
-                                    "train_wall_seconds": config.get("wall_seconds"), "kimg": config["nimg"] / 1000,
-                                    "step": config["step"], "train_config": config["train_config"]}
+                                    "train_wall_seconds": wall_seconds, "kimg": nimg / 1000,
+                                    "step": step, "train_config": config["train_config"], **source}
             try:
                 res = evaluate(load_generator(out), n=1000, seed=0)
                 info["metrics"] = {k: res[k] for k in ("confident", "confident_data", "freq_max_dev",
                                                        "freq_worst_attribute", "cond_all", "cond_mean", "cond_accuracy", "fid",
                                                        "bar_met")}
-                print(_bar_line({"snapshot": out.name, "kimg": config["nimg"] / 1000, **res}), flush=True)
+                print(_bar_line({"snapshot": out.name, "kimg": nimg / 1000, **res}), flush=True)
             except Exception as err:  # the classifier may not exist yet
                 info["metrics"] = f"not measured: {err}"
             command = args.command or (f"python -m clip2gan.stylegan2_training --out {args.run} --resume && "

@@ -200,6 +200,18 @@ def test_cli_train_resume_export(tmp_path):
         main(common + ["--resume", "--steps", "3", "--channel-max", "32"])
     assert main(["export", "--run", str(run), "--out", str(out)]) == 0
     assert load_generator(out).z_dim == 16
+    # a snapshot the run evaluated can be exported exactly as it was evaluated
+    assert main(common + ["--resume", "--steps", "4", "--snapshot-kimg", "0.008"]) == 0
+    snaps = sorted((run / "snapshots").glob("G_ema-*.safetensors"))
+    assert snaps, "no snapshot written"
+    snap_step = int(snaps[0].stem.split("-")[1])
+    assert main(["export", "--run", str(run), "--out", str(out), "--snapshot", str(snap_step)]) == 0
+    G = load_generator(out)
+    assert G.meta["from_snapshot"] == snaps[0].name and G.meta["step"] == snap_step
+    ref = load_generator(snaps[0])
+    assert all(torch.equal(a, b) for a, b in zip(G.state_dict().values(), ref.state_dict().values()))
+    with pytest.raises(SystemExit):
+        main(["export", "--run", str(run), "--out", str(out), "--snapshot", "999"])
     # the log says which device trained which stretch (what export --manifest records)
     history = device_history(run)
     assert len(history) == 1 and history[0]["from_kimg"] == 0.0
