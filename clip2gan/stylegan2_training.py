@@ -1174,6 +1174,20 @@ def eval_records(run_dir: str | os.PathLike = DEFAULT_RUN) -> list[dict[str, Any
     return sorted(latest.values(), key=lambda r: r.get("kimg", 0))
 
 
+def _setting_changes(run_dir: str | os.PathLike) -> list[tuple[float, str]]:
+    """(kimg, 'name a→b, ...') for each resume that changed a training setting, from the run's log."""
+    rows = _read_log(Path(run_dir))
+    out = []
+    for i, r in enumerate(rows):
+        if r.get("event") == "resume" and r.get("changed"):
+            kimg = r.get("kimg")
+            if kimg is None:  # older logs: the first training row after the event
+                kimg = next((x["kimg"] for x in rows[i + 1:] if x.get("kind") == "train"), None)
+            if kimg is not None:
+                out.append((float(kimg), ", ".join(f"{k} {a}→{b}" for k, (a, b) in r["changed"].items())))
+    return out
+
+
 def plot_curve(run_dir: str | os.PathLike = DEFAULT_RUN) -> Optional[Path]:
     """`bar_curve.png`: confident fraction, worst frequency gap, conditioning accuracy and FID vs kimg."""
     recs = eval_records(run_dir)
@@ -1200,10 +1214,15 @@ def plot_curve(run_dir: str | os.PathLike = DEFAULT_RUN) -> Optional[Path]:
     axes[2].plot(k, [r["fid"] for r in recs], "o-")
     axes[2].set_ylabel("FID in classifier features")
     axes[2].set_yscale("log")
+    changes = _setting_changes(run_dir)
     for ax in axes:
         ax.set_xlabel("kimg")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"toy StyleGAN2: issue #4 bar over training ({Path(run_dir).name})")
+        for kimg, _text in changes:
+            ax.axvline(kimg, color="tab:red", ls=":", lw=1)
+    for kimg, text in changes:  # what changed on resume, written once along the first panel's top
+        axes[0].text(kimg, 99, " " + text, rotation=90, va="top", ha="left", fontsize=6, color="tab:red")
+    fig.suptitle(f"toy StyleGAN2: issue #4 bar over training ({Path(run_dir).name}; red: settings changed on resume)")
     fig.tight_layout()
     path = Path(run_dir) / "bar_curve.png"
     with atomic_path(path) as tmp:

@@ -22,6 +22,7 @@ from clip2gan.stylegan2_training import (
     Trainer,
     _confident,
     _frequencies,
+    _setting_changes,
     attribute_ce,
     attributes_to_c,
     build_networks,
@@ -221,13 +222,16 @@ def test_cli_train_resume_export(tmp_path):
 def test_device_history_splits_by_device_and_fills_old_logs(tmp_path):
     rows = [{"kind": "event", "event": "start", "kimg": 0.0, "device": "CPU, 1 thread(s), torch 2"},
             {"kind": "event", "event": "resume", "step": 5, "kimg": 1.0, "device": "CPU, 1 thread(s), torch 2"},
-            {"kind": "event", "event": "resume", "step": 9, "kimg": 2.5, "device": "NVIDIA H200, torch 2"},
+            {"kind": "event", "event": "resume", "step": 9, "kimg": 2.5, "device": "NVIDIA H200, torch 2",
+             "changed": {"batch": [16, 64]}},
             {"kind": "event", "event": "resume", "step": 20},  # written before devices were logged
             {"step": 21, "kimg": 7.25, "loss_G": 1.0}]
     (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     assert device_history(tmp_path) == [{"from_kimg": 0.0, "device": "CPU, 1 thread(s), torch 2"},
                                         {"from_kimg": 2.5, "device": "NVIDIA H200, torch 2"},
                                         {"from_kimg": 7.2, "device": "not recorded"}]
+    # the bar curve marks where settings changed on resume
+    assert _setting_changes(tmp_path) == [(2.5, "batch 16→64")]
 
 
 class _FakeClassifier:
