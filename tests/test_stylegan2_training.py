@@ -315,3 +315,28 @@ def test_auxiliary_head_on_finer_features(tmp_path):
     resumed = Trainer(tmp_path / "a", resume=True, overrides={"d_aux_tap": 4})
     assert resumed.step == 2 and resumed.cfg.d_aux_tap == 4
     assert resumed.aux.weight.shape == (C_DIM, resumed.D.b4.in_channels)
+
+
+def test_shipped_generator_against_its_manifest():
+    """The shipped toy G on 300 samples of a fresh seed (not the manifest's seed 0): the confident
+    fraction and each attribute's conditioning accuracy reproduce the recorded figures within 4
+    binomial standard errors, and the recorded `bar_met` agrees with the recorded figures (issue #4)."""
+    import math
+
+    from clip2gan.hub import WeightsNotFound, read_manifest, resolve
+
+    try:
+        path = resolve("toyfaces-stylegan2")
+    except WeightsNotFound:
+        pytest.skip("data/toyfaces-stylegan2.safetensors is absent: train it with the command in data/MANIFEST.json")
+    # 300 samples, no FID (n_fid=0): about 5 s on one core
+    res = evaluate(load_generator(path), n=300, seed=20_240_602, n_fid=0)
+    recorded = read_manifest()["files"]["toyfaces-stylegan2.safetensors"]["metrics"]
+
+    def close(measured, p):
+        return abs(measured - p) <= 4 * math.sqrt(max(p * (1 - p), 0.01) / 300)
+
+    assert close(res["confident"], recorded["confident"]), (res["confident"], recorded["confident"])
+    for attr, p in recorded["cond_accuracy"].items():
+        assert close(res["cond_accuracy"][attr], p), (attr, res["cond_accuracy"][attr], p)
+    assert recorded["bar_met"] == (recorded["confident"] >= 0.85 and recorded["freq_max_dev"] <= 5.0)
