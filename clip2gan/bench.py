@@ -423,9 +423,10 @@ def bench_training(args: argparse.Namespace) -> dict[str, Any]:
           f"{steps} timed steps per variant", flush=True)
     res = world["G"].img_resolution
     x = torch.rand(batch, 3, res, res, device=device) * 2 - 1
+    pieces = None
     if not getattr(args, "no_pieces", False):
         print(f"pieces of one step, batch {batch}{', AMP' if device.type == 'cuda' else ''}:", flush=True)
-        results_pieces = _component_times(world, x, amp=device.type == "cuda", reps=1 if args.quick else 3)
+        pieces = dict(_component_times(world, x, amp=device.type == "cuda", reps=1 if args.quick else 3))
     rows = []
     variants = [("reconstruction only (rec + LPIPS)", dict(adv=False, div=False, identity=False), True),
                 ("full eq. 10 + D step", dict(adv=True, div=True, identity=world["identity"] is not None), True)]
@@ -433,8 +434,8 @@ def bench_training(args: argparse.Namespace) -> dict[str, Any]:
         variants.append(("full eq. 10 + D step, fp32", dict(adv=True, div=True, identity=world["identity"] is not None), False))
     results: dict[str, Any] = {"size": size, "batch": batch, "resolution": res, "device": str(device),
                                "environment": _environment(device)}
-    if not getattr(args, "no_pieces", False):
-        results["pieces_seconds"] = dict(results_pieces)
+    if pieces is not None:
+        results["pieces_seconds"] = pieces
     with tempfile.TemporaryDirectory() as tmp:
         for label, flags, amp in variants:
             config = TrainConfig(out=tmp, device=str(device), batch_size=batch, amp=amp, epoch_size=batch, **flags)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["pick_device", "seed_everything", "environment_report", "in_colab", "colab_defaults"]
+__all__ = ["pick_device", "seed_everything", "environment_report", "device_label", "in_colab", "colab_defaults"]
 
 
 def in_colab() -> bool:
@@ -67,6 +67,15 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def device_label(device: str | torch.device = "cpu") -> str:
+    """What trained a run, for logs and manifest entries: 'CPU, 2 thread(s), torch 2.x' or
+    'NVIDIA H100 80GB HBM3, torch 2.x'."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return f"{torch.cuda.get_device_name(dev)}, torch {torch.__version__}"
+    return f"{dev.type.upper()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
 
 
 def environment_report(device: str | torch.device = "auto") -> dict[str, Any]:

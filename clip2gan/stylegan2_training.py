@@ -101,6 +101,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import CorruptCheckpoint, atomic_path, atomic_write_text, load_safetensors, save_safetensors
+from .runtime import device_label
 
 __all__ = [
     "TrainConfig",
@@ -1174,15 +1175,24 @@ def eval_records(run_dir: str | os.PathLike = DEFAULT_RUN) -> list[dict[str, Any
     return sorted(latest.values(), key=lambda r: r.get("kimg", 0))
 
 
+def _event_kimg(rows: list[dict[str, Any]], i: int) -> Optional[float]:
+    """The kimg at which the start/resume event `rows[i]` of a run's log happened (older logs did not
+    record it: then the kimg of the first training row after the event)."""
+    r = rows[i]
+    if "kimg" in r:
+        return float(r["kimg"])
+    if r.get("event") == "start":
+        return 0.0
+    return next((float(x["kimg"]) for x in rows[i + 1:] if x.get("kind") == "train"), None)
+
+
 def _setting_changes(run_dir: str | os.PathLike) -> list[tuple[float, str]]:
     """(kimg, 'name a→b, ...') for each resume that changed a training setting, from the run's log."""
     rows = _read_log(Path(run_dir))
     out = []
     for i, r in enumerate(rows):
         if r.get("event") == "resume" and r.get("changed"):
-            kimg = r.get("kimg")
-            if kimg is None:  # older logs: the first training row after the event
-                kimg = next((x["kimg"] for x in rows[i + 1:] if x.get("kind") == "train"), None)
+            kimg = _event_kimg(rows, i)
             if kimg is not None:
                 out.append((float(kimg), ", ".join(f"{k} {a}→{b}" for k, (a, b) in r["changed"].items())))
     return out
@@ -1262,13 +1272,6 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-mixing", dest="style_mixing_prob", type=float, default=None, help=argparse.SUPPRESS)
 
 
-def device_label(device: torch.device) -> str:
-    """'CPU, 2 threads, torch 2.x' or 'NVIDIA H100 80GB HBM3, torch 2.x': what a log records a run used."""
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    return f"{device.type.upper()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
-
-
 def device_history(run: str | Path) -> list[dict[str, Any]]:
     """Which device trained which stretch of a run, from its log's start/resume events (for the manifest).
 
@@ -1281,12 +1284,10 @@ def device_history(run: str | Path) -> list[dict[str, Any]]:
         if r.get("kind") != "event" or r.get("event") not in ("start", "resume"):
             continue
         device = r.get("device", "not recorded")
-        kimg = r.get("kimg", 0.0 if r.get("event") == "start" else None)
-        if kimg is None:  # older logs: the kimg of the first training row after the event
-            kimg = next((x["kimg"] for x in rows[i + 1:] if x.get("kind") != "event" and "kimg" in x), None)
         if segments and segments[-1]["device"] == device:
             continue
-        segments.append({"from_kimg": None if kimg is None else round(float(kimg), 1), "device": device})
+        kimg = _event_kimg(rows, i)
+        segments.append({"from_kimg": None if kimg is None else round(kimg, 1), "device": device})
     return segments
 
 

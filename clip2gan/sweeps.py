@@ -852,7 +852,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--ship needs --evaluate RUN and --command 'the training command'")
     if args.evaluate:
         if args.ship:
-            note = args.device_note or f"CPU, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
+            from .runtime import device_label
+
+            note = args.device_note or device_label("cpu")
             entry = ship_mapping(args.evaluate, args.command, note, size=args.size, seed=args.seed)
             print(json.dumps(entry, indent=1))
         else:

@@ -225,7 +225,7 @@ def test_device_history_splits_by_device_and_fills_old_logs(tmp_path):
             {"kind": "event", "event": "resume", "step": 9, "kimg": 2.5, "device": "NVIDIA H200, torch 2",
              "changed": {"batch": [16, 64]}},
             {"kind": "event", "event": "resume", "step": 20},  # written before devices were logged
-            {"step": 21, "kimg": 7.25, "loss_G": 1.0}]
+            {"kind": "train", "step": 21, "kimg": 7.25, "loss_G": 1.0}]  # a training row, as the log writes it
     (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     assert device_history(tmp_path) == [{"from_kimg": 0.0, "device": "CPU, 1 thread(s), torch 2"},
                                         {"from_kimg": 2.5, "device": "NVIDIA H200, torch 2"},
