@@ -27,7 +27,11 @@ Where the weights come from (`ClipEncoder.from_profile`):
 The modality gap (DESIGN §1, ambiguity 4): CLIP's image and text features lie in two different
 cones of the sphere. `modality_gap` measures it; `recentre` moves text features onto the image
 features' centre (renormalised) so that a mapping network trained on image features sees inputs
-from the region it was trained on. The paper does not do this; it is offered as an option.
+from the region it was trained on; `nearest_image_features` goes further and replaces a text
+feature by the (softmax-weighted) mean of its k nearest *image* features from a bank of training
+images, so M only ever receives inputs from the manifold it was trained on (the retrieval idea of
+kNN-Diffusion, Sheynin et al. 2022; the bank holds image features only, so training stays
+text-free). The paper does neither; both are options, compared in notebooks 01, 06 and 08.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ __all__ = [
     "check_prompts",
     "modality_gap",
     "recentre",
+    "nearest_image_features",
 ]
 
 # The two CLIPs of the paper's Table 3 (open_clip names; OpenAI weights need the -quickgelu variants).
@@ -476,3 +481,29 @@ def recentre(f_text: torch.Tensor, image_mean: torch.Tensor, text_mean: torch.Te
         raise ValueError(f"image_mean and text_mean must be [{d}], got {tuple(image_mean.shape)}, {tuple(text_mean.shape)}")
     shifted = f_text - text_mean.to(f_text) + image_mean.to(f_text)
     return F.normalize(shifted, dim=-1)
+
+
+def nearest_image_features(f_text: torch.Tensor, bank: torch.Tensor, k: int = 16, temperature: float = 0.01) -> torch.Tensor:
+    """Replace each text feature by the mean of its k nearest image features (06_generation.ipynb).
+
+    f_text: `[N, D]` (unit norm); bank: `[B, D]`, CLIP image features of training images (unit norm;
+    `clip2gan.train.feature_bank`). Each row of f_text picks its k most similar bank rows (cosine),
+    weights them by softmax(similarity / temperature) and the weighted mean, renormalised, is
+    returned `[N, D]`. Small temperatures approach the single nearest image (temperature → 0),
+    large ones the plain mean of the k neighbours. The result lies among the image features M was
+    trained on, on the far side of the modality gap from f_text. Noise added to f_text *before*
+    this step (as `clip2gan.generate` does) picks other neighbours: the diversity of generation.
+    """
+    if f_text.ndim != 2 or bank.ndim != 2 or f_text.shape[1] != bank.shape[1]:
+        raise ValueError(f"expected f_text [N, D] and bank [B, D], got {tuple(f_text.shape)} and {tuple(bank.shape)}")
+    if bank.shape[0] == 0:
+        raise ValueError("the feature bank is empty: build one with clip2gan.train.feature_bank")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    bank = bank.to(device=f_text.device, dtype=torch.float32)
+    sim = F.normalize(f_text.float(), dim=-1) @ bank.T  # [N, B]
+    top, idx = sim.topk(min(k, bank.shape[0]), dim=1)  # [N, k]
+    weights = torch.softmax(top / temperature, dim=1)
+    return F.normalize((weights[..., None] * bank[idx]).sum(1), dim=-1).to(f_text.dtype)

@@ -6,10 +6,21 @@ The paper's rule (§3.3, eq. 11-14):
 
 with β ∈ [0, 1] (Fig. 9 shows β strips). Everything here is one of these pieces:
 
-* `text_direction(model, text, mode, neutral, space)`: n. `mode='paper'` (default) is eq. 13, the
+* `text_direction(model, text, mode, neutral, space, features)`: n. `mode='paper'` is eq. 13, the
   whole mapped text code. It contains M's offset (the average latent and everything a face shares),
   so z + βn also moves every other attribute (DESIGN §1, ambiguity 5). `mode='directional'` is
   n = M(C_text(t)) − M(C_text(t_neutral)): only what the text adds to a neutral description.
+  `mode='neighbours'` (`neighbour_direction`) is a directional edit made of image features only, one
+  per image: among the training images' features (the model's feature bank), the K that best match
+  both the text and the image, minus the K nearest the image,
+
+      n_i = mean_{b ∈ N_t(x_i)} M(f_b) − mean_{b ∈ N(x_i)} M(f_b),
+
+  the code of "faces like this one that match t" minus that of "faces like this one": what has to
+  change in this face, with the rest averaged out. It crosses the modality gap (the text only ranks
+  image features, as `text_correction='nearest'` does in generation) and needs no neutral prompt.
+  Checkpoints with a feature bank default to it (`CLIP2GAN.edit_mode`); the paper's rule is
+  `mode='paper'`. 07_editing.ipynb and results/README.md compare the three.
 * `edit_latent(ws, n, β, layers)`: eq. 11 on all rows or on a layer range (`layer_groups`).
 * `edit_image(model, image, text, β, space, layers, mode)`: eq. 11-14 end to end on any image;
   `space='clip'` is the supplement's Table 6 ablation: f' = normalize(f_img + β f_text), x' = G(M(f'))
@@ -65,6 +76,8 @@ __all__ = [
     "layer_groups",
     "layer_mask",
     "text_direction",
+    "neighbour_direction",
+    "default_mode",
     "edit_latent",
     "prepare_images",
     "EncodedImages",
@@ -77,7 +90,9 @@ __all__ = [
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo passes; a 10,000 × 10,000 image (100 MP) is refused
 NEUTRAL_PROMPTS = {"toyfaces": "a person", "default": "a face"}
 SPACES = ("wplus", "clip")
-MODES = ("paper", "directional")
+MODES = ("paper", "directional", "neighbours")
+NEIGHBOUR_K = 32            # bank images averaged on each side of a 'neighbours' direction
+NEIGHBOUR_IMAGE_WEIGHT = 0.5  # how much resembling the image counts beside matching the text
 LAYER_NAMES = ("all", "coarse", "middle", "fine")
 
 
@@ -187,16 +202,62 @@ def layer_mask(num_ws: int, layers: Any = None) -> torch.Tensor:
 
 
 @torch.no_grad()
-def text_direction(model, text: str, mode: str = "paper", neutral: str | None = None, space: str = "wplus") -> torch.Tensor:
-    """The edit vector n of a text (eq. 13), `[1, num_ws, w_dim]` ('wplus') or `[1, D]` ('clip') (07_editing.ipynb).
+def default_mode(model) -> str:
+    """The edit mode a model uses when none is given: `model.edit_mode` ('paper' if it has none)."""
+    return getattr(model, "edit_mode", None) or "paper"
 
-    mode 'paper': n = M(C_text(t)) (w+) or C_text(t) (CLIP). mode 'directional': the same minus the
-    neutral prompt's (`default_neutral(model)` when None). Text features go through the model's
-    text correction (`CLIP2GAN.text_features`), as in generation.
+
+def _zscore(s: torch.Tensor) -> torch.Tensor:
+    return (s - s.mean(-1, keepdim=True)) / s.std(-1, keepdim=True).clamp_min(1e-8)
+
+
+@torch.no_grad()
+def neighbour_direction(model, features: torch.Tensor, text: str, space: str = "wplus", k: int = NEIGHBOUR_K,
+                        image_weight: float = NEIGHBOUR_IMAGE_WEIGHT) -> torch.Tensor:
+    """Per-image edit vectors from the feature bank (mode 'neighbours'; see the module docstring) (07_editing.ipynb).
+
+    features: C_img(x) `[N, D]`. Bank image b scores z(cos(f_b, C_text(t))) + image_weight ·
+    z(cos(f_b, f_i)) for image i (z: standardised over the bank); N_t(x_i) is its k best, N(x_i) the
+    k nearest by image similarity alone. Returns `[N, num_ws, w_dim]` ('wplus': means of M(f_b)) or
+    `[N, D]` ('clip': means of f_b).
     """
     check_text(text)
+    _check_choice("space", space, SPACES)
+    bank = getattr(model, "feature_bank", None)
+    if bank is None or len(bank) == 0:
+        raise ValueError("mode 'neighbours' needs the model's feature bank (CLIP image features of training "
+                         "images); this model has none: use mode='paper' or 'directional', or add a bank "
+                         "(`python -m clip2gan.train --add-feature-bank PATH`)")
+    if features.ndim != 2 or features.shape[1] != bank.shape[1]:
+        raise ValueError(f"features must be [N, {bank.shape[1]}], got {tuple(features.shape)}")
+    k = min(int(k), len(bank))
+    bank = bank.to(features.device, torch.float32)
+    f_text = model.text_features([text], correction=False).float().to(features.device)  # [1, D]
+    image_sim = _zscore(F.normalize(features.float(), dim=-1) @ bank.T)  # [N, B]
+    both = _zscore(f_text @ bank.T) + float(image_weight) * image_sim
+    pos, neg = both.topk(k, dim=1).indices, image_sim.topk(k, dim=1).indices  # [N, k]
+    codes = model.map(bank) if space == "wplus" else bank  # [B, num_ws, w_dim] or [B, D]
+    return codes[pos].mean(1) - codes[neg].mean(1)
+
+
+def text_direction(model, text: str, mode: str | None = None, neutral: str | None = None, space: str = "wplus",
+                   features: torch.Tensor | None = None) -> torch.Tensor:
+    """The edit vector n of a text (eq. 13), `[1, num_ws, w_dim]` ('wplus') or `[1, D]` ('clip') (07_editing.ipynb).
+
+    mode (None: `default_mode(model)`): 'paper': n = M(C_text(t)) (w+) or C_text(t) (CLIP).
+    'directional': the same minus the neutral prompt's (`default_neutral(model)` when None). Text
+    features go through the model's text correction (`CLIP2GAN.text_features`), as in generation.
+    'neighbours': `neighbour_direction` for the images whose CLIP features `[N, D]` are `features`
+    (required), one row per image.
+    """
+    check_text(text)
+    mode = default_mode(model) if mode is None else mode
     _check_choice("mode", mode, MODES)
     _check_choice("space", space, SPACES)
+    if mode == "neighbours":
+        if features is None:
+            raise ValueError("mode 'neighbours' makes one direction per image: pass the images' CLIP features")
+        return neighbour_direction(model, features, text, space=space)
     prompts = [text]
     if mode == "directional":
         prompts.append(check_text(neutral if neutral is not None else default_neutral(model), "neutral"))
@@ -457,8 +518,9 @@ def edited_latents(model, encoded: EncodedImages, direction: torch.Tensor, beta:
             raise ValueError(f"a w+ edit needs a [1, num_ws, w_dim] direction, got {tuple(direction.shape)} "
                              "(use text_direction(..., space='wplus'))")
         return edit_latent(encoded.ws, direction, beta, layers)
-    if direction.ndim != 2 or direction.shape[-1] != encoded.features.shape[-1]:
-        raise ValueError(f"a CLIP-space edit needs a [1, {encoded.features.shape[-1]}] direction, got "
+    if direction.ndim != 2 or direction.shape[-1] != encoded.features.shape[-1] or \
+            direction.shape[0] not in (1, encoded.features.shape[0]):
+        raise ValueError(f"a CLIP-space edit needs a [1 or N, {encoded.features.shape[-1]}] direction, got "
                          f"{tuple(direction.shape)} (use text_direction(..., space='clip'))")
     mask = layer_mask(encoded.ws.shape[1], layers).to(encoded.ws.device)
     f_new = F.normalize(encoded.features + beta * direction.to(encoded.features), dim=-1)
@@ -476,16 +538,18 @@ class BetaStrip:
     `strip.image(beta)` equals `edit_image(model, image, text, beta, ...)` for the same settings.
     """
 
-    def __init__(self, model, images: Any, text: str, space: str = "wplus", layers: Any = None, mode: str = "paper",
+    def __init__(self, model, images: Any, text: str, space: str = "wplus", layers: Any = None, mode: str | None = None,
                  neutral: str | None = None, noise_mode: str | None = None, encoded: EncodedImages | None = None):
         check_text(text)
+        mode = default_mode(model) if mode is None else mode
         _check_choice("space", space, SPACES)
         _check_choice("mode", mode, MODES)
         layer_mask(model.num_ws, layers)  # validate now, not at the first β
         self.model, self.text, self.space, self.layers, self.mode = model, text, space, layers, mode
         self.noise_mode = noise_mode
         self.encoded = encoded if encoded is not None else encode_for_edit(model, images)
-        self.direction = text_direction(model, text, mode=mode, neutral=neutral, space=space)
+        self.direction = text_direction(model, text, mode=mode, neutral=neutral, space=space,
+                                        features=self.encoded.features)
 
     def latents(self, beta: float) -> torch.Tensor:
         """z' `[N, num_ws, w_dim]` for β."""
@@ -505,14 +569,14 @@ class BetaStrip:
 
 
 def edit_image(model, image: Any, text: str, beta: float = 1.0, space: str = "wplus", layers: Any = None,
-               mode: str = "paper", neutral: str | None = None, noise_mode: str | None = None) -> torch.Tensor:
+               mode: str | None = None, neutral: str | None = None, noise_mode: str | None = None) -> torch.Tensor:
     """Edit real image(s) with a text (eq. 11-14), `[N, 3, R, R]` in [-1, 1] on the CPU (07_editing.ipynb).
 
     image: anything `prepare_images` reads. text: the edit ("wearing eyeglasses"). beta: the edit
     strength (paper: [0, 1]; any finite value works). space: 'wplus' (the paper) or 'clip' (supp.
     Table 6). layers: None (all rows), 'coarse' / 'middle' / 'fine', a slice or row indices. mode:
-    'paper' or 'directional' (with `neutral`, default `default_neutral(model)`). β = 0 in 'wplus'
-    returns `model.reconstruct(x)` exactly.
+    None (the model's default, `default_mode`), 'paper', 'directional' (with `neutral`, default
+    `default_neutral(model)`) or 'neighbours'. β = 0 in 'wplus' returns `model.reconstruct(x)` exactly.
     """
     beta = check_beta(beta)
     check_text(text)

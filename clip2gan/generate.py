@@ -19,6 +19,13 @@ The literal settings stay one argument away: `noise=NoiseConfig.paper_test()` (a
 prompt) and `NoiseConfig.paper_test('multiplicative')`; `noise=False` (or std 0) gives noise-free
 samples. 06_generation.ipynb measures the accuracy/diversity trade-off over the noise scale.
 
+Order of operations: the noise is added to the text feature as CLIP gives it, and the model's text
+correction (`CLIP2GAN.text_correction`, see `clip2gan.model`) comes after it, just before M. With the
+default 'nearest' correction the noise therefore moves the query among the training images'
+features: each sample is decoded from a different mix of image features that match the prompt, so
+the samples stay on the manifold M was trained on and still differ. With `correction=False` (the
+paper's rule) M receives the noisy text feature itself.
+
 Every sample is noisy, including the first of each prompt (`clean_first=True` makes the first
 sample of each prompt the noise-free G(M(C_text(t))), the prompt's "mean" image), so the samples of
 a prompt are independent draws and their mean pairwise LPIPS is an unbiased diversity estimate.
@@ -117,7 +124,7 @@ def generate(
         changes = {k: _check_number(k, v) for k, v in (("mean", noise_mean), ("std", noise_std)) if v is not None}
         noise = dataclasses.replace(noise, **changes)  # NoiseConfig re-validates (std >= 0)
 
-    f = model.text_features(prompts, correction=correction).float()  # [P, D]
+    f = model.text_features(prompts, correction=False).float()  # [P, D], C_text(t) as it is
     f = f.repeat_interleave(n_per_prompt, dim=0)  # [P * n, D], prompt-major
     if noise is not False and not _is_identity(noise):
         generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
@@ -126,6 +133,7 @@ def generate(
             first = torch.arange(len(f), device=f.device) % n_per_prompt == 0
             noisy[first] = f[first]
         f = noisy
+    f = model.correct_text_features(f, correction)  # the correction comes last: M sees what it was trained on
 
     from tqdm.auto import tqdm
 

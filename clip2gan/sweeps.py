@@ -18,6 +18,9 @@ a fresh D per variant, the same seed, data and step budget), evaluates each M wi
     settings (evaluation only, on `base`)
     paper       the paper at test time: text features as they are, β-editing in w+, n = M(t)
     recentre    modality-gap correction of the text features (DESIGN ambiguity 4)
+    nearest     text features replaced by their nearest training-image features, edits with
+                per-image 'neighbours' directions (the defaults of a checkpoint with a feature
+                bank, as shipped; `clip2gan.model`, `clip2gan.edit`)
     clip_space  editing arithmetic in CLIP space (supp. Table 6)
     directional editing with n = M(t) − M(t_neutral) (ambiguity 5)
     zoomed      editing images outside the training distribution (renders zoomed 1.25×: Table 5's
@@ -111,12 +114,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
 SETTINGS: dict[str, dict[str, Any]] = {
     "paper": {"correction": "none", "edit_space": "wplus", "edit_mode": "paper", "edit_images": "renders"},
     "recentre": {"correction": "recentre", "edit_space": "wplus", "edit_mode": "paper", "edit_images": "renders"},
+    "nearest": {"correction": "nearest", "edit_space": "wplus", "edit_mode": "neighbours", "edit_images": "renders"},
     "clip_space": {"correction": "none", "edit_space": "clip", "edit_mode": "paper", "edit_images": "renders"},
     "directional": {"correction": "none", "edit_space": "wplus", "edit_mode": "directional", "edit_images": "renders"},
     "zoomed": {"correction": "none", "edit_space": "wplus", "edit_mode": "paper", "edit_images": "zoomed"},
 }
 # which metric groups a setting changes (the others equal the 'paper' row's and are not recomputed)
 _SETTING_GROUPS = {"paper": ("generation", "reconstruction", "editing"), "recentre": ("generation", "editing"),
+                   "nearest": ("generation", "editing"),
                    "clip_space": ("editing",), "directional": ("editing",), "zoomed": ("editing",)}
 
 COLUMNS = [
@@ -293,7 +298,7 @@ def train_variant(config, world: dict[str, Any], dataset: torch.utils.data.Datas
 
 def model_from_mapping(world: dict[str, Any], mapping: str | Path, correction: str = "none"):
     """A `CLIP2GAN` from a trained M and the sweep's shared CLIP and G (no reload from the hub)."""
-    from .model import CLIP2GAN, load_mapping
+    from .model import CLIP2GAN, load_feature_bank, load_mapping
 
     G = world["G"]
     device = next(G.parameters()).device
@@ -301,6 +306,7 @@ def model_from_mapping(world: dict[str, Any], mapping: str | Path, correction: s
     means = cfg.get("feature_means", {})
     model = CLIP2GAN(world["clip"], M, G, profile=world["world"].get("profile", "custom"),
                      text_correction=None if correction == "none" else correction,
+                     feature_bank=load_feature_bank(mapping),
                      image_mean=torch.tensor(means["image"]) if "image" in means else None,
                      text_mean=torch.tensor(means["text"]) if "text" in means else None)
     return model.to(device).eval()
@@ -327,7 +333,7 @@ def edit_pairs(model, images: torch.Tensor, texts: Sequence[str], space: str = "
     for text in sorted(set(texts)):
         idx = torch.tensor([i for i, t in enumerate(texts) if t == text], device=ws.device)
         sub = EncodedImages(images=enc.images[idx.cpu()], features=enc.features[idx], ws=enc.ws[idx])
-        ws[idx] = edited_latents(model, sub, text_direction(model, text, mode=mode, space=space), beta,
+        ws[idx] = edited_latents(model, sub, text_direction(model, text, mode=mode, space=space, features=sub.features), beta,
                                  space=space, layers=layers)
     both = model.synthesize(torch.cat([enc.ws, ws])).clamp(-1, 1).float().cpu()
     return both[:len(ws)], both[len(ws):]
@@ -414,8 +420,10 @@ def bars(metrics: dict[str, Any]) -> dict[str, bool]:
 
 def evaluate_mapping(path: str | Path, size: str | SweepSize = "full", seed: int = 0, device: str = "cpu",
                      progress: bool = False) -> dict[str, Any]:
-    """`evaluate` under the paper's setting for one trained M (a run folder or a mapping file) on the
-    world it was trained with (05_training.ipynb); adds 'bars' (see `BARS`)."""
+    """`evaluate` for one trained M (a run folder or a mapping file) on the world it was trained with,
+    under the checkpoint's defaults: setting 'nearest' for a checkpoint with a feature bank, else
+    'paper' (05_training.ipynb); adds 'setting', 'bars' (see `BARS`) and, when the default is not the
+    paper's, 'paper_rule': the generation and editing metrics of the paper's bare rule."""
     from .losses import LPIPSLoss
     from .model import CLIP2GAN
     from .toyfaces import AttributeClassifier
@@ -424,10 +432,20 @@ def evaluate_mapping(path: str | Path, size: str | SweepSize = "full", seed: int
     model = CLIP2GAN.from_checkpoint(path, device=device)
     data = eval_data(size, model.resolution, seed)
     lpips = LPIPSLoss.for_profile(model.profile, clip_encoder=model.clip).to(model.device)
-    metrics = evaluate(model, data, AttributeClassifier.from_pretrained(device=device), lpips, size, seed=seed,
-                       progress=progress)
-    metrics = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()}
-    return {**metrics, "bars": bars(metrics)}
+    classifier = AttributeClassifier.from_pretrained(device=device)
+
+    def rounded(m: dict[str, Any]) -> dict[str, Any]:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()}
+
+    default = "nearest" if (model.text_correction, model.edit_mode) == ("nearest", "neighbours") else "paper"
+    metrics = rounded(evaluate(model, data, classifier, lpips, size, setting=default, seed=seed,
+                               groups=("generation", "reconstruction", "editing"), progress=progress))
+    out = {**metrics, "setting": default, "bars": bars(metrics)}
+    if default != "paper":
+        model.text_correction = None
+        out["paper_rule"] = rounded(evaluate(model, data, classifier, lpips, size, setting="paper", seed=seed,
+                                             groups=("generation", "editing"), progress=progress))
+    return out
 
 
 def ship_mapping(run: str | Path, command: str, device_note: str, size: str = "full", seed: int = 0,
@@ -454,9 +472,11 @@ def ship_mapping(run: str | Path, command: str, device_note: str, size: str = "f
     return hub.write_manifest_entry(
         dst, command, device=device_note, train_seconds=_train_seconds(run), steps=cfg.get("steps"),
         world_sha256=cfg.get("world_sha256"), metrics=metrics, bars=bar_flags,
-        evaluation=(f"python -m clip2gan.sweeps --evaluate {run} --size {size} (clip2gan.sweeps.evaluate, setting "
-                    f"'paper': {size_obj.n_captions} held-out captions/renders, {size_obj.n_per_prompt} samples × "
-                    f"{size_obj.n_div_prompts} prompts for diversity, {size_obj.n_edit} edits at β = 1)"))
+        evaluation=(f"python -m clip2gan.sweeps --evaluate {run} --size {size} (clip2gan.sweeps.evaluate under "
+                    f"the checkpoint's default setting {metrics['setting']!r}; "
+                    f"'paper_rule': the paper's rule (text features as they are, n = M(t)); {size_obj.n_captions} held-out "
+                    f"captions/renders, {size_obj.n_per_prompt} samples × {size_obj.n_div_prompts} prompts for "
+                    f"diversity, {size_obj.n_edit} edits at β = 1)"))
 
 
 # -------------------------------------------------------------------------------------------------
@@ -679,6 +699,7 @@ def paper_tables(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
                                "Table 6 · editing space (no DCGAN in this project)")
     amb = []
     for setting, label in (("paper", "paper: C_text(t) as is, n = M(t)"), ("recentre", "modality gap re-centred"),
+                           ("nearest", "nearest image features (default)"),
                            ("directional", "directional n = M(t) − M(neutral)")):
         r = _row(rows, "base", setting)
         if r:
@@ -761,6 +782,10 @@ def verdicts(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
             if name != "no_adv":  # L_div's stated purpose: no "pattern convergence", i.e. diverse samples
                 comps.append(higher(base, other, "lpips_div"))
             claim(f"Table 4: removing {what} hurts", comps)
+    near = _row(rows, "base", "nearest")
+    if near is not None:
+        claim("DESIGN ambiguity 4: bridging the modality gap (nearest image features) beats the bare text feature",
+              [lower(near, base, "fid"), prop(near, base, "text_acc", "text_pairs")])
     clip_row = _row(rows, "base", "clip_space")
     if clip_row is not None:
         claim("Table 6: editing in w+ beats editing in CLIP space",

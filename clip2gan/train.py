@@ -96,6 +96,7 @@ class TrainConfig:
     sample_every: int = 200
     ckpt_minutes: float = 5.0
     max_steps: int | None = None    # stop early (tests, quick looks); the lr schedule still spans all epochs
+    bank_size: int = 2048           # training images whose CLIP features are stored with M (0: none)
 
     def loss_weights(self) -> LossWeights:
         w = LossWeights.from_dict(self.weights)
@@ -189,6 +190,82 @@ class SyntheticImages(torch.utils.data.Dataset):
         device = next(self.G.parameters()).device
         img = self.G(z.to(device), c.to(device), noise_mode="const")[0].clamp(-1, 1).cpu()
         return {"image": img, "ok": True, "status": "ok"}
+
+
+def build_dataset(config: "TrainConfig", G: nn.Module) -> torch.utils.data.Dataset:
+    """The training images of a run: `--data DIR`, `--synthetic-data`, or the toy world's renders."""
+    c = config
+    res = int(G.img_resolution)
+    if c.data and c.synthetic_data:
+        raise ValueError("give either --data DIR or --synthetic-data, not both")
+    if c.data:
+        return ImageFolderDataset(c.data, res)
+    if c.synthetic_data:
+        return SyntheticImages(G, c.epoch_size, c.seed, c.profile)
+    if c.profile == "toyfaces":
+        return ToyImages(c.epoch_size, c.seed, res)
+    raise ValueError(f"profile {c.profile!r} needs --data DIR (e.g. CelebA-HQ images) or --synthetic-data")
+
+
+@torch.no_grad()
+def feature_bank(clip, dataset: torch.utils.data.Dataset, n: int = 2048, batch_size: int = 256,
+                 progress: bool = False) -> torch.Tensor:
+    """CLIP image features `[B, D]` of the first `n` readable images of a training set (06_generation.ipynb).
+
+    The bank behind `text_correction='nearest'` (`clip_encoder.nearest_image_features`): image
+    features only, so training stays text-free. B = min(n, readable images); unreadable files
+    (items with `ok=False`) are skipped.
+    """
+    from tqdm.auto import tqdm
+
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    device = next(clip.parameters()).device
+    feats, batch, count = [], [], 0
+    for i in tqdm(range(len(dataset)), desc="feature bank", disable=not progress, leave=False):
+        if count + len(batch) >= n:
+            break
+        item = dataset[i]
+        if item.get("ok", True):
+            batch.append(item["image"])
+        if len(batch) == batch_size:
+            feats.append(clip.encode_image(torch.stack(batch).to(device)).float().cpu())
+            count, batch = count + len(batch), []
+    if batch:
+        feats.append(clip.encode_image(torch.stack(batch).to(device)).float().cpu())
+    if not feats:
+        raise ValueError("no readable image in the dataset: cannot build a feature bank")
+    return torch.cat(feats)[:n]
+
+
+def add_feature_bank(path: str | Path, n: int | None = None, device: str = "cpu", progress: bool = True) -> Path:
+    """Add a feature bank to a mapping file written before banks existed (rewritten atomically).
+
+    path: a `mapping.safetensors` or its run folder. The bank is built from the run's own training
+    images (its stored `train` config: the toy renders, the synthetic samples or the `--data` folder)
+    with the CLIP of its world. n: bank size (default: the config's `bank_size`, 2,048).
+    """
+    from .checkpoint import load_safetensors
+    from .model import build_clip, load_generator_for_profile, load_mapping, save_mapping
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "mapping.safetensors"
+    M, cfg = load_mapping(path)
+    if "train" not in cfg:
+        raise ValueError(f"{path} records no training config: pass a bank to save_mapping yourself")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in cfg["train"].items() if k in known})
+    world = cfg["world"]
+    dev = torch.device(device)
+    G = load_generator_for_profile(world["profile"], device=dev, generator=world.get("generator"))
+    bank = feature_bank(build_clip(world, dev), build_dataset(config, G), n or config.bank_size or 2048,
+                        progress=progress)
+    state, _ = load_safetensors(path)
+    half = any(v.dtype == torch.float16 for k, v in state.items() if k != "feature_bank")
+    extra = {k: v for k, v in cfg.items() if k not in ("format", "version", "mapping", "world", "world_sha256",
+                                                       "text_correction", "edit_mode", "feature_bank_size")}
+    return save_mapping(M, path, world, extra, half=half, feature_bank=bank)
 
 
 def conditioning_for(G: nn.Module, n: int, rng: np.random.Generator, profile: str) -> torch.Tensor:
@@ -337,17 +414,7 @@ class Trainer:
 
     # -- set-up ----------------------------------------------------------------------------------
     def _build_dataset(self) -> torch.utils.data.Dataset:
-        c = self.config
-        res = int(self.G.img_resolution)
-        if c.data and c.synthetic_data:
-            raise ValueError("give either --data DIR or --synthetic-data, not both")
-        if c.data:
-            return ImageFolderDataset(c.data, res)
-        if c.synthetic_data:
-            return SyntheticImages(self.G, c.epoch_size, c.seed, c.profile)
-        if c.profile == "toyfaces":
-            return ToyImages(c.epoch_size, c.seed, res)
-        raise ValueError(f"profile {c.profile!r} needs --data DIR (e.g. CelebA-HQ images) or --synthetic-data")
+        return build_dataset(self.config, self.G)
 
     def _fixed_samples(self, n: int = 8) -> torch.Tensor:
         items = [self.dataset[i] for i in range(min(n, len(self.dataset)))]
@@ -502,7 +569,8 @@ class Trainer:
         extra = {"feature_means": {"image": image_mean.tolist(), "text": text_mean.tolist()},
                  "train": dataclasses.asdict(self.config), "steps": self.step,
                  "data_counts": dict(self.data_counts)}
-        return save_mapping(self.M, self.out / "mapping.safetensors", self.world, extra)
+        bank = feature_bank(self.clip, self.dataset, self.config.bank_size) if self.config.bank_size > 0 else None
+        return save_mapping(self.M, self.out / "mapping.safetensors", self.world, extra, feature_bank=bank)
 
     # -- the loop ------------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict[str, Any]:
@@ -629,6 +697,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--out", default=None, help="run folder (default runs/<profile>-mapping)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--bank-size", type=int, default=d.bank_size,
+                   help="training images whose CLIP features are stored with M for text_correction='nearest' (0: none)")
+    p.add_argument("--add-feature-bank", metavar="PATH", default=None,
+                   help="add a feature bank to an existing mapping file or run folder, then exit")
     return p
 
 
@@ -650,13 +722,18 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         lpips_trunk=args.lpips_trunk, clip=args.clip, clip_model=args.clip_model,
         clip_pretrained=args.clip_pretrained, generator=args.generator, seed=args.seed, device=args.device,
         amp=not args.no_amp, num_workers=args.num_workers, log_every=args.log_every,
-        sample_every=args.sample_every, ckpt_minutes=args.ckpt_minutes, max_steps=args.max_steps)
+        sample_every=args.sample_every, ckpt_minutes=args.ckpt_minutes, max_steps=args.max_steps,
+        bank_size=args.bank_size)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.add_feature_bank:
+        path = add_feature_bank(args.add_feature_bank, n=args.bank_size or None)
+        print(f"feature bank added to {path}")
+        return 0
     config = config_from_args(args)
     saved_path = Path(config.out) / "config.json"
     if args.resume and saved_path.exists():

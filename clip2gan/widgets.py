@@ -7,7 +7,8 @@
 Controls: an image picker (the given images or fresh toy renders) and an upload button for your
 own image; the edit prompt (applied on Enter); β (the paper's range [0, 1]; a checkbox extends it to
 [-1, 2]); the w+ rows to edit (all / coarse / middle / fine, `clip2gan.edit.layer_groups`); the space
-(w+, the paper, or CLIP, supp. Table 6) and the mode (paper: n = M(t); directional: M(t) − M(neutral)).
+(w+, the paper, or CLIP, supp. Table 6) and the mode (paper: n = M(t); directional: M(t) − M(neutral);
+neighbours: per-image directions from the feature bank, the default of a checkpoint that has one).
 The original (the prepared input at the generator's resolution) and the edit are shown side by side,
 upscaled with nearest-neighbour so 32 px pixels stay visible.
 
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 
 from .edit import (MAX_PIXELS, EncodedImages, ImageConversionWarning, LAYER_NAMES, MODES, SPACES, check_text,
-                   default_neutral, edited_latents, encode_for_edit, text_direction)
+                   default_mode, default_neutral, edited_latents, encode_for_edit, text_direction)
 from .viz import to_uint8
 
 __all__ = ["EditingApp", "png_bytes", "BETA_RANGE", "EXTENDED_BETA_RANGE"]
@@ -84,13 +85,13 @@ class EditingApp:
 
     model: a `CLIP2GAN`. images: a tensor `[N, 3, H, W]`, a list, a dict name → image, or one image
     (anything `clip2gan.edit.prepare_images` reads); None: `n_toy` fresh toy faces (seed `seed`).
-    prompt / beta / layers / space / mode: initial values. neutral: the directional mode's neutral
+    prompt / beta / layers / space / mode: initial values (mode None: the model's `edit_mode`). neutral: the directional mode's neutral
     prompt (default `default_neutral(model)`). max_pixels: larger uploads are refused. display_size:
     the approximate on-screen size of each image in pixels.
     """
 
     def __init__(self, model, images: Any = None, prompt: str = "", beta: float = 0.5, layers: str = "all",
-                 space: str = "wplus", mode: str = "paper", neutral: str | None = None, n_toy: int = 8, seed: int = 0,
+                 space: str = "wplus", mode: str | None = None, neutral: str | None = None, n_toy: int = 8, seed: int = 0,
                  max_pixels: int = MAX_PIXELS, display_size: int = 256):
         import ipywidgets as W
 
@@ -123,7 +124,7 @@ class EditingApp:
         self.extend = W.Checkbox(value=False, description="β in [-1, 2]", indent=False)
         self.layers = W.Dropdown(options=list(LAYER_NAMES), value=layers, description="layers")
         self.space = W.Dropdown(options=list(SPACES), value=space, description="space")
-        self.mode = W.Dropdown(options=list(MODES), value=mode, description="mode")
+        self.mode = W.Dropdown(options=list(MODES), value=mode or default_mode(model), description="mode")
         self.original = W.Image(format="png", width=side, height=side)
         self.edited = W.Image(format="png", width=side, height=side)
         self.status = W.HTML()
@@ -246,7 +247,7 @@ class EditingApp:
             self._show_message("Type an edit prompt and press Enter (showing the reconstruction, β = 0).")
             return
         check_text(text, "prompt")
-        direction = self._direction(text, mode, space)
+        direction = self._direction(text, mode, space, key, encoded)
         ws = edited_latents(self.model, encoded, direction, beta, space, None if layers == "all" else layers)
         self._draw(self.model.synthesize(ws).clamp(-1, 1))
         self._show_message(self._notes.get(key, ""))
@@ -265,10 +266,12 @@ class EditingApp:
             self._notes[key] = notes[0] if notes else ""
         return self._encoded[key]
 
-    def _direction(self, text: str, mode: str, space: str) -> torch.Tensor:
-        cache_key = (text, mode, space, self.neutral if mode == "directional" else None)
+    def _direction(self, text: str, mode: str, space: str, key: str, encoded: EncodedImages) -> torch.Tensor:
+        per_image = key if mode == "neighbours" else None  # a 'neighbours' direction depends on the image too
+        cache_key = (text, mode, space, self.neutral if mode == "directional" else None, per_image)
         if cache_key not in self._directions:
-            self._directions[cache_key] = text_direction(self.model, text, mode=mode, neutral=self.neutral, space=space)
+            self._directions[cache_key] = text_direction(self.model, text, mode=mode, neutral=self.neutral, space=space,
+                                                         features=encoded.features)
         return self._directions[cache_key]
 
     def _show_message(self, text: str, error: bool = False) -> None:

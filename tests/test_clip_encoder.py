@@ -16,6 +16,7 @@ from clip2gan.clip_encoder import (  # noqa: E402
     check_prompts,
     differentiable_preprocess,
     modality_gap,
+    nearest_image_features,
     recentre,
 )
 from clip2gan.hub import WeightsNotFound  # noqa: E402
@@ -207,3 +208,27 @@ def test_recentre_closes_the_gap_between_two_cones():
     assert after["centroid_cosine"] > 0.99
     with pytest.raises(ValueError):
         recentre(txt, img.mean(0)[:3], txt.mean(0))
+
+
+def test_nearest_image_features_lands_on_the_bank():
+    g = torch.Generator().manual_seed(1)
+    bank = torch.nn.functional.normalize(torch.randn(50, 16, generator=g), dim=-1)
+    queries = torch.nn.functional.normalize(bank[[3, 7]] + 0.05 * torch.randn(2, 16, generator=g), dim=-1)
+    # k = 1: exactly the nearest bank row
+    assert torch.allclose(nearest_image_features(queries, bank, k=1), bank[[3, 7]], atol=1e-6)
+    # a sharp temperature picks the nearest of k; a huge one averages the k neighbours equally
+    assert torch.allclose(nearest_image_features(queries, bank, k=8, temperature=1e-4), bank[[3, 7]], atol=1e-5)
+    top = (queries @ bank.T).topk(8, dim=1).indices
+    flat = torch.nn.functional.normalize(bank[top].mean(1), dim=-1)
+    assert torch.allclose(nearest_image_features(queries, bank, k=8, temperature=1e6), flat, atol=1e-5)
+    out = nearest_image_features(queries, bank, k=100)  # k larger than the bank: the whole bank
+    assert out.shape == (2, 16) and torch.allclose(out.norm(dim=-1), torch.ones(2), atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(bank=torch.zeros(0, 16)), "empty"), (dict(bank=torch.ones(5, 8)), "expected"),
+    (dict(k=0), "k must"), (dict(temperature=0.0), "temperature")])
+def test_nearest_image_features_bad_input_is_clear(kwargs, match):
+    args = {"f_text": torch.ones(2, 16), "bank": torch.ones(5, 16), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        nearest_image_features(**args)

@@ -319,3 +319,55 @@ def test_edit_image_accepts_a_pil_image_of_any_size(model):
     with pytest.warns(ImageConversionWarning, match="resized 40x24"):
         out = edit_image(model, im, TEXT, beta=0.5)
     assert out.shape == (1, 3, RES, RES)
+
+
+# ------------------------------------------------------------------------------------------------
+# 'neighbours' edits (feature bank)
+
+
+@pytest.fixture(scope="module")
+def banked():
+    from clip2gan.toyfaces import ToyFaces
+    from clip2gan.train import feature_bank
+
+    m = tiny_model()
+    m.feature_bank = feature_bank(m.clip, ToyFaces(64, seed=3, resolution=RES), n=64)
+    m.edit_mode = "neighbours"
+    return m
+
+
+def test_neighbour_direction_matches_its_formula(banked, image):
+    from clip2gan.edit import encode_for_edit, neighbour_direction
+
+    enc = encode_for_edit(banked, image, warn=False)
+    n = neighbour_direction(banked, enc.features, "a person wearing a hat", k=5, image_weight=0.5)
+    assert n.shape == (2, banked.num_ws, banked.w_dim)
+    bank = banked.feature_bank
+    z = lambda s: (s - s.mean(-1, keepdim=True)) / s.std(-1, keepdim=True)
+    with torch.no_grad():
+        t = banked.clip.encode_text(["a person wearing a hat"]).float()
+        codes = banked.map(bank)
+    for i in range(2):
+        si = z(enc.features[i] @ bank.T)
+        pos = (z((t @ bank.T)[0]) + 0.5 * si).topk(5).indices
+        neg = si.topk(5).indices
+        assert torch.allclose(n[i], codes[pos].mean(0) - codes[neg].mean(0), atol=1e-5)
+    clip_n = neighbour_direction(banked, enc.features, "a person wearing a hat", space="clip", k=5)
+    assert clip_n.shape == (2, bank.shape[1])
+
+
+def test_neighbours_is_the_default_mode_of_a_banked_model(banked, image):
+    from clip2gan.edit import default_mode
+
+    assert default_mode(banked) == "neighbours" and default_mode(tiny_model()) == "paper"
+    assert torch.equal(edit_image(banked, image, "a person wearing a hat", beta=0.0), banked.reconstruct(image))
+    by_default = edit_image(banked, image, "a person wearing a hat", beta=1.0)
+    assert torch.equal(by_default, edit_image(banked, image, "a person wearing a hat", beta=1.0, mode="neighbours"))
+    assert not torch.equal(by_default, banked.reconstruct(image))
+
+
+def test_neighbours_without_a_bank_or_features_is_clear(model, banked, image):
+    with pytest.raises(ValueError, match="feature bank"):
+        edit_image(model, image, "wearing a hat", mode="neighbours")
+    with pytest.raises(ValueError, match="CLIP features"):
+        text_direction(banked, "wearing a hat", mode="neighbours")

@@ -108,3 +108,33 @@ def test_bad_prompts_are_clear(model, prompts, match):
 def test_bad_arguments_are_clear(model, kwargs, match):
     with pytest.raises(ValueError, match=match):
         generate(model, PROMPTS, **kwargs)
+
+
+def test_nearest_correction_comes_after_the_noise():
+    # the noise moves the *query*; what reaches M is always a mix of bank (image) features
+    from clip2gan.clip_encoder import nearest_image_features
+    from clip2gan.losses import add_clip_noise
+
+    m = tiny_model()
+    g = torch.Generator().manual_seed(2)
+    m.feature_bank = torch.nn.functional.normalize(torch.randn(40, 32, generator=g), dim=-1)
+    m.text_correction = "nearest"
+    out = generate(m, PROMPTS[:1], n_per_prompt=3, seed=5)
+    f = m.text_features(PROMPTS[:1], correction=False).float().repeat(3, 1)
+    f = nearest_image_features(add_clip_noise(f, default_noise(), generator=torch.Generator().manual_seed(5)),
+                               m.feature_bank, k=m.nearest_k, temperature=m.nearest_temperature)
+    assert torch.allclose(out, m.synthesize(m.map(f)).clamp(-1, 1), atol=1e-5)
+    paper = generate(m, PROMPTS[:1], n_per_prompt=3, seed=5, correction=False)
+    assert not torch.allclose(out, paper, atol=1e-3)
+
+
+def test_nearest_needs_a_bank():
+    from clip2gan.model import CLIP2GAN
+
+    m = tiny_model()
+    with pytest.raises(ValueError, match="feature bank"):
+        CLIP2GAN(m.clip, m.mapping, m.generator, text_correction="nearest")
+    with pytest.raises(ValueError, match="feature bank"):
+        m.text_features(PROMPTS, correction="nearest")
+    with pytest.raises(ValueError, match="correction must be"):
+        m.text_features(PROMPTS, correction="nearby")

@@ -62,6 +62,14 @@ def test_steps_train_M_and_D_only(tmp_path):
     M, cfg = load_mapping(summary["mapping"])
     assert torch.equal(M.state_dict()["fc0.weight"], t.M.state_dict()["fc0.weight"])
     assert len(cfg["feature_means"]["image"]) == 32
+    # the feature bank: the CLIP image features of the run's training images, stored with M
+    from clip2gan.model import load_feature_bank
+
+    bank = load_feature_bank(summary["mapping"])
+    with torch.no_grad():
+        expected = t.clip.encode_image(torch.stack([t.dataset[i]["image"] for i in range(32)])).float()
+    assert bank.shape == (32, 32) and torch.allclose(bank, expected, atol=2e-3)  # stored as float16
+    assert cfg["text_correction"] == "nearest" and cfg["edit_mode"] == "neighbours"
 
 
 def test_lr_schedule_is_linear_after_half():
@@ -205,3 +213,30 @@ def test_training_benchmark_times_every_piece(capsys):
     assert all(s > 0 for s in pieces.values())
     assert [r["variant"] for r in out["rows"]] == ["reconstruction only (rec + LPIPS)", "full eq. 10 + D step"]
     assert "piece: D step with penalty" in capsys.readouterr().out
+
+
+def test_add_feature_bank_to_an_old_mapping_file(tmp_path):
+    from clip2gan.model import load_feature_bank, save_mapping
+    from clip2gan.train import add_feature_bank, main
+
+    files = write_tiny_world(tmp_path / "world")
+    world = {"profile": "toyfaces", "clip": str(files["clip"]), "generator": str(files["generator"])}
+    config = _config(tmp_path, bank_size=20)
+    from clip2gan.mapping import MappingNetwork
+    import dataclasses
+
+    M = MappingNetwork.for_generator(tiny_generator(), in_dim=32, n_layers=2, hidden_dim=32)
+    path = save_mapping(M, tmp_path / "old.safetensors", world, {"train": dataclasses.asdict(config), "steps": 7})
+    assert load_feature_bank(path) is None and CLIP2GAN.from_checkpoint(path).text_correction is None
+    assert main(["--add-feature-bank", str(path), "--bank-size", "20"]) == 0
+    model = CLIP2GAN.from_checkpoint(path)
+    assert model.feature_bank.shape == (20, 32) and model.text_correction == "nearest"
+    assert model.edit_mode == "neighbours"
+    M2, cfg = load_mapping(path)
+    assert all(torch.equal(v, M2.state_dict()[k]) for k, v in M.state_dict().items()) and cfg["steps"] == 7
+    faces = ToyImages(20, config.seed, RES)
+    with torch.no_grad():
+        expected = model.clip.encode_image(torch.stack([faces[i]["image"] for i in range(20)])).float()
+    assert torch.allclose(model.feature_bank, expected, atol=2e-3)
+    with pytest.raises(ValueError, match="no training config"):
+        add_feature_bank(save_mapping(M, tmp_path / "bare.safetensors", world))
