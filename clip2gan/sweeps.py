@@ -15,7 +15,7 @@ a fresh D per variant, the same seed, data and step budget), evaluates each M wi
     layers8 / layers4              3       M's depth (the paper's 8 and 4 layers)
     no_adv / no_div / no_adv_div   4       L_adv and/or L_div removed (λ = 0)
 
-    settings (evaluation only, on `base`)
+    settings (evaluation only, on `base`; 'paper' and 'nearest' on every variant)
     paper       the paper at test time: text features as they are, β-editing in w+, n = M(t)
     recentre    modality-gap correction of the text features (DESIGN ambiguity 4)
     nearest     text features replaced by their nearest training-image features, edits with
@@ -137,7 +137,8 @@ class SweepSize:
     """How big a sweep is: which variants, their training recipe, the evaluation set sizes (08_evaluation.ipynb).
 
     train: `TrainConfig` fields shared by every variant (epochs, epoch_size, batch_size, max_steps, …).
-    settings: evaluation settings run on the `base` variant (every variant gets 'paper').
+    settings: evaluation settings run on the `base` variant (every variant gets 'paper', and
+    'nearest' when it is listed).
     """
 
     name: str
@@ -520,7 +521,8 @@ def run_sweep(size: str | SweepSize = "ci", out: str | Path = "results", work: s
         log(f"[{size.name}] {name}: training ({config.layers} layers, adv={config.adv}, div={config.div}) → {config.out}")
         dataset = dataset_factory(config) if dataset_factory is not None else None
         trained = train_variant(config, world, dataset=dataset, progress=progress)
-        settings = [s for s in size.settings if s in SETTINGS] if name == "base" else ["paper"]
+        settings = ([s for s in size.settings if s in SETTINGS] if name == "base"
+                    else [s for s in ("paper", "nearest") if s in size.settings])
         if "paper" not in settings:
             settings.insert(0, "paper")
         for setting in settings:
@@ -656,6 +658,12 @@ def _pm(row: dict[str, Any] | None, key: str) -> Any:
     return f"{row[key]:.1f} ± {se:.1f}" if se is not None else row[key]
 
 
+def _nearest(rows: Sequence[dict[str, Any]], variant: str, key: str) -> Any:
+    """A variant's metric under the 'nearest' setting ('–' when not evaluated)."""
+    r = _row(rows, variant, "nearest")
+    return r.get(key) if r else None
+
+
 def paper_tables(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
     """Tables 1, 3, 4, 5 and 6 of the paper laid out with the toy metrics, as text (08_evaluation.ipynb).
 
@@ -672,15 +680,19 @@ def paper_tables(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
     for name in ("layers4", "layers8", "base"):
         r = _row(rows, name)
         if r:
-            t3.append([r["layers"], "toy CLIP (ViT, 32 px)", _pm(r, "fid"), r.get("lpips_ref"), r.get("text_acc"), r.get("rec_match")])
-    tables["3"] = format_table(["Layers", "Pre-trained CLIP", "FID (toy)", "LPIPS", "attr. acc.", "rec. match"], t3,
+            t3.append([r["layers"], "toy CLIP (ViT, 32 px)", _pm(r, "fid"), r.get("lpips_ref"), r.get("text_acc"),
+                       r.get("rec_match"), _nearest(rows, name, "text_acc")])
+    tables["3"] = format_table(["Layers", "Pre-trained CLIP", "FID (toy)", "LPIPS", "attr. acc.", "rec. match",
+                                "attr. acc. (nearest)"], t3,
                                "Table 3 · depth of M (one toy CLIP: no ViT-B/32 vs B/16 axis)")
     t4 = []
     for name in ("no_adv_div", "no_adv", "no_div", "base"):
         r = _row(rows, name)
         if r:
-            t4.append([bool(r["adv"]), bool(r["div"]), _pm(r, "fid"), r.get("lpips_ref"), r.get("text_acc"), r.get("lpips_div")])
-    tables["4"] = format_table(["L_adv", "L_div", "FID (toy)", "LPIPS", "attr. acc.", "LPIPS div."], t4,
+            t4.append([bool(r["adv"]), bool(r["div"]), _pm(r, "fid"), r.get("lpips_ref"), r.get("text_acc"), r.get("lpips_div"),
+                       _nearest(rows, name, "text_acc"), _nearest(rows, name, "lpips_div")])
+    tables["4"] = format_table(["L_adv", "L_div", "FID (toy)", "LPIPS", "attr. acc.", "LPIPS div.", "attr. acc. (nearest)",
+                                "LPIPS div. (nearest)"], t4,
                                "Table 4 · objective ablation")
     t5 = []
     for setting, label in (("paper", "renders (in distribution)"), ("zoomed", "zoomed 1.25× (not in training data)")):
