@@ -50,8 +50,11 @@ def _run(tmp_path, classifier, size=TINY, **kw):
 
 def test_tiny_sweep_writes_rows_csv_and_figure(tmp_path, classifier):
     rows = _run(tmp_path, classifier)
-    # base: every setting; layers4: the paper setting only
-    assert [(r["variant"], r["setting"]) for r in rows] == [("base", s) for s in sweeps.SETTINGS] + [("layers4", "paper")]
+    # base: every setting; layers4: the paper's rule and the shipped defaults ('nearest') only
+    assert [(r["variant"], r["setting"]) for r in rows] == ([("base", s) for s in sweeps.SETTINGS]
+                                                            + [("layers4", "paper"), ("layers4", "nearest")])
+    near = [r for r in rows if r["setting"] == "nearest"]
+    assert all(r["edit_mode"] == "neighbours" and r["correction"] == "nearest" and 0 <= r["text_acc"] <= 1 for r in near)
     paper = [r for r in rows if r["setting"] == "paper"]
     for r in paper:
         assert r["steps"] == 2
