@@ -559,21 +559,21 @@ def bench_editing(args: argparse.Namespace) -> dict[str, Any]:
     def med(rows, i):
         return statistics.median(r[i] for r in rows) * 1e3
 
-    clock = 1 if device.type == "cpu" else 0  # CPU: process time (robust to other load); CUDA: wall
-    app_ms, base_ms = med(times, clock), med(base, clock)
+    # Latency is wall time. On a CPU the process time is printed beside it: with one thread it is robust to other
+    # load and equals the wall time on an idle machine; with several threads it is their sum, not a latency.
+    app_ms, base_ms = med(times, 0), med(base, 0)
     result = {"environment": _environment(device), "weights": weights, "resolution": model.resolution, "changes": n,
-              "clock": "process cpu" if clock else "wall",
+              "clock": "wall", "app_median_cpu_ms": med(times, 1),
               "app_median_ms": app_ms, "app_median_wall_ms": med(times, 0),
               "app_p90_wall_ms": float(np.percentile([t[0] for t in times], 90)) * 1e3,
               "full_reencode_median_ms": base_ms, "full_reencode_median_wall_ms": med(base, 0),
               "speedup_vs_full_reencode": base_ms / app_ms, "synthesis_only_best_wall_ms": synth * 1e3,
               "target_ms": 15.0, "meets_target": app_ms <= 15.0}
     print(f"EditingApp β change, one {model.resolution} px image, {weights}, {device}, "
-          f"{torch.get_num_threads()} threads, medians over {n} changes ({result['clock']} time; wall beside):")
-    print(f"  cached update (edit_latent + G + PNG):      {app_ms:7.1f} ms  (wall {result['app_median_wall_ms']:.1f}, "
-          f"p90 {result['app_p90_wall_ms']:.1f})  target <= 15 ms: {'met' if result['meets_target'] else 'NOT met'}")
-    print(f"  full re-encode (prepare + CLIP image/text + M + G + PNG): {base_ms:7.1f} ms  "
-          f"(wall {result['full_reencode_median_wall_ms']:.1f})")
+          f"{torch.get_num_threads()} threads, medians over {n} changes (wall time):")
+    print(f"  cached update (edit_latent + G + PNG):      {app_ms:7.1f} ms  (p90 {result['app_p90_wall_ms']:.1f}; "
+          f"process cpu {result['app_median_cpu_ms']:.1f})  target <= 15 ms: {'met' if result['meets_target'] else 'NOT met'}")
+    print(f"  full re-encode (prepare + CLIP image/text + M + G + PNG): {base_ms:7.1f} ms")
     print(f"  the cache is x{result['speedup_vs_full_reencode']:.1f} faster; synthesis alone {synth * 1e3:.1f} ms (best wall)")
     return result
 
