@@ -515,7 +515,7 @@ def edited_latents(model, encoded: EncodedImages, direction: torch.Tensor, beta:
     _check_choice("space", space, SPACES)
     if space == "wplus":
         if direction.ndim != 3:
-            raise ValueError(f"a w+ edit needs a [1, num_ws, w_dim] direction, got {tuple(direction.shape)} "
+            raise ValueError(f"a w+ edit needs a [1 or N, num_ws, w_dim] direction, got {tuple(direction.shape)} "
                              "(use text_direction(..., space='wplus'))")
         return edit_latent(encoded.ws, direction, beta, layers)
     if direction.ndim != 2 or direction.shape[-1] != encoded.features.shape[-1] or \

@@ -41,11 +41,19 @@ from .checkpoint import load_safetensors, save_safetensors
 from .clip_encoder import ClipEncoder
 from .mapping import MappingNetwork
 
-__all__ = ["CLIP2GAN", "WorldMismatchWarning", "world_fingerprint", "check_world", "build_clip", "load_generator_for_profile", "save_mapping", "load_mapping", "load_feature_bank", "MAPPING_FORMAT", "TEXT_CORRECTIONS"]
+__all__ = ["CLIP2GAN", "WorldMismatchWarning", "world_fingerprint", "check_world", "build_clip", "load_generator_for_profile", "save_mapping", "load_mapping", "load_feature_bank", "attach_feature_bank", "MAPPING_FORMAT", "TEXT_CORRECTIONS"]
 
 MAPPING_FORMAT = "clip2gan.mapping"
 TEXT_CORRECTIONS = (None, "recentre", "nearest")
 _BANK_KEY = "feature_bank"  # the bank's tensor in a mapping file, beside M's state dict
+_BANK_HELP = ("needs a feature bank (CLIP image features of training images): load a checkpoint that has one, pass "
+              "feature_bank=clip2gan.train.feature_bank(clip, images), or add one to a mapping file with "
+              "`python -m clip2gan.train --add-feature-bank PATH`")
+
+
+def _require_bank(bank: torch.Tensor | None, what: str) -> None:
+    if bank is None or len(bank) == 0:
+        raise ValueError(f"{what} {_BANK_HELP}")
 
 _PROFILE_GENERATORS = {
     "toyfaces": "toyfaces-stylegan2",
@@ -159,6 +167,18 @@ def load_feature_bank(path: str | os.PathLike) -> torch.Tensor | None:
     return None if bank is None else bank.float()
 
 
+def attach_feature_bank(path: str | os.PathLike, bank: torch.Tensor) -> Path:
+    """Rewrite a mapping file (atomically) with `bank` `[B, D]` as its feature bank; M's weights, their
+    dtype and the rest of its config are kept (`clip2gan.train.add_feature_bank` builds the bank)."""
+    M, config = load_mapping(path)
+    state, _ = load_safetensors(path)
+    half = any(v.dtype == torch.float16 for k, v in state.items() if k != _BANK_KEY)
+    written_by_save = ("format", "version", "mapping", "world", "world_sha256", "text_correction", "edit_mode",
+                       "feature_bank_size")
+    extra = {k: v for k, v in config.items() if k not in written_by_save}
+    return save_mapping(M, path, config["world"], extra, half=half, feature_bank=bank)
+
+
 class CLIP2GAN(nn.Module):
     """CLIP (frozen) → M → StyleGAN2 synthesis (frozen) (05_training.ipynb).
 
@@ -188,11 +208,8 @@ class CLIP2GAN(nn.Module):
         dim = clip.embed_dim
         if feature_bank is not None and (feature_bank.ndim != 2 or feature_bank.shape[1] != dim):
             raise ValueError(f"feature_bank must be [B, {dim}], got {tuple(feature_bank.shape)}")
-        if text_correction == "nearest" and (feature_bank is None or len(feature_bank) == 0):
-            raise ValueError("text_correction='nearest' needs a feature bank (CLIP image features of training "
-                             "images): load a checkpoint that has one, pass feature_bank=clip2gan.train.feature_bank"
-                             "(clip, images), or add one to a mapping file with "
-                             "`python -m clip2gan.train --add-feature-bank PATH`")
+        if text_correction == "nearest":
+            _require_bank(feature_bank, "text_correction='nearest'")
         self.clip, self.mapping, self.generator = clip, mapping, generator
         self.profile = profile
         self.text_correction = text_correction
@@ -203,8 +220,8 @@ class CLIP2GAN(nn.Module):
         edit_mode = edit_mode or "paper"
         if edit_mode not in MODES:
             raise ValueError(f"edit_mode must be one of {MODES}, got {edit_mode!r}")
-        if edit_mode == "neighbours" and (feature_bank is None or len(feature_bank) == 0):
-            raise ValueError("edit_mode='neighbours' needs a feature bank (see text_correction='nearest')")
+        if edit_mode == "neighbours":
+            _require_bank(feature_bank, "edit_mode='neighbours'")
         self.edit_mode = edit_mode
         bank = torch.zeros(0, dim) if feature_bank is None else feature_bank.detach().float().cpu()
         self.register_buffer("feature_bank", bank)
@@ -288,8 +305,7 @@ class CLIP2GAN(nn.Module):
         if mode == "nearest":
             from .clip_encoder import nearest_image_features
 
-            if len(self.feature_bank) == 0:
-                raise ValueError("correction 'nearest' needs a feature bank; this model has none (see CLIP2GAN)")
+            _require_bank(self.feature_bank, "correction 'nearest'")
             return nearest_image_features(f, self.feature_bank, k=self.nearest_k, temperature=self.nearest_temperature)
         return f
 

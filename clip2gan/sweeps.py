@@ -659,7 +659,7 @@ def _pm(row: dict[str, Any] | None, key: str) -> Any:
 
 
 def _nearest(rows: Sequence[dict[str, Any]], variant: str, key: str) -> Any:
-    """A variant's metric under the 'nearest' setting ('–' when not evaluated)."""
+    """A variant's metric under the 'nearest' setting (None, shown as '–', when not evaluated)."""
     r = _row(rows, variant, "nearest")
     return r.get(key) if r else None
 

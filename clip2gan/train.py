@@ -245,15 +245,14 @@ def add_feature_bank(path: str | Path, n: int | None = None, device: str = "cpu"
     images (its stored `train` config: the toy renders, the synthetic samples or the `--data` folder)
     with the CLIP of its world. n: bank size (default: the config's `bank_size`, 2,048).
     """
-    from .checkpoint import load_safetensors
-    from .model import build_clip, load_generator_for_profile, load_mapping, save_mapping
+    from .model import attach_feature_bank, build_clip, load_generator_for_profile, load_mapping
 
     path = Path(path)
     if path.is_dir():
         path = path / "mapping.safetensors"
-    M, cfg = load_mapping(path)
+    _, cfg = load_mapping(path)
     if "train" not in cfg:
-        raise ValueError(f"{path} records no training config: pass a bank to save_mapping yourself")
+        raise ValueError(f"{path} records no training config: build a bank and call model.attach_feature_bank")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in cfg["train"].items() if k in known})
     world = cfg["world"]
@@ -261,11 +260,7 @@ def add_feature_bank(path: str | Path, n: int | None = None, device: str = "cpu"
     G = load_generator_for_profile(world["profile"], device=dev, generator=world.get("generator"))
     bank = feature_bank(build_clip(world, dev), build_dataset(config, G), n or config.bank_size or 2048,
                         progress=progress)
-    state, _ = load_safetensors(path)
-    half = any(v.dtype == torch.float16 for k, v in state.items() if k != "feature_bank")
-    extra = {k: v for k, v in cfg.items() if k not in ("format", "version", "mapping", "world", "world_sha256",
-                                                       "text_correction", "edit_mode", "feature_bank_size")}
-    return save_mapping(M, path, world, extra, half=half, feature_bank=bank)
+    return attach_feature_bank(path, bank)
 
 
 def conditioning_for(G: nn.Module, n: int, rng: np.random.Generator, profile: str) -> torch.Tensor:
