@@ -11,7 +11,7 @@ __all__ = ["CLIP2GAN", "__version__"]
 def __getattr__(name: str):
     # Lazy: `import clip2gan` stays light (no torch model code runs until CLIP2GAN is asked for).
     if name == "CLIP2GAN":
-        from .model import CLIP2GAN
+        from clip2gan.model import CLIP2GAN
 
         return CLIP2GAN
     raise AttributeError(f"module 'clip2gan' has no attribute {name!r}")

@@ -122,7 +122,7 @@ def _environment(device: torch.device) -> dict[str, Any]:
 def _stylegan2_networks(device: torch.device) -> list[dict[str, Any]]:
     """(name, resolution, Generator kwargs, batches, reps) for the networks this project uses."""
     nets = [
-        # The toy world's generator (clip2gan.stylegan2_training.TrainConfig defaults, 28 labels).
+        # The toy world's generator (clip2gan.toy.stylegan2_training.TrainConfig defaults, 28 labels).
         dict(name="toy-32", res=32, kwargs=dict(z_dim=128, c_dim=28, w_dim=128, img_resolution=32, img_channels=3,
              mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=1024, channel_max=128)),
              batches=[1, 8, 32]),
@@ -164,7 +164,7 @@ def bench_stylegan2(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _bench_stylegan2(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    from .stylegan2 import Generator, set_resample_impl
+    from clip2gan.stylegan2 import Generator, set_resample_impl
 
     quick = bool(getattr(args, "quick", False))
     max_res = getattr(args, "max_res", None)
@@ -304,15 +304,15 @@ def _training_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _training_world(size: str, device: torch.device) -> dict[str, Any]:
     """Random-weight components at the requested size (nothing is downloaded)."""
-    from .clip_encoder import ClipEncoder
-    from .identity import IRSE50
-    from .losses import IdentityLoss, LPIPSLoss
-    from .stylegan2 import Generator
-    from .train import discriminator_like
+    from clip2gan.clip_encoder import ClipEncoder
+    from clip2gan.identity import IRSE50
+    from clip2gan.losses import IdentityLoss, LPIPSLoss
+    from clip2gan.stylegan2 import Generator
+    from clip2gan.train import discriminator_like
 
     torch.manual_seed(0)
     if size == "toy":
-        from . import toyclip
+        from clip2gan.toy import clip as toyclip
 
         clip = ClipEncoder(toyclip.create_model(device=device), toyclip.get_tokenizer(), name="toyfaces-clip (random)")
         G = Generator(z_dim=128, c_dim=0, w_dim=128, img_resolution=32, img_channels=3,
@@ -338,7 +338,7 @@ class _RandomArcFace(torch.nn.Module):
         self.net = net.eval().requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from .identity import face_crop
+        from clip2gan.identity import face_crop
 
         return torch.nn.functional.normalize(self.net(face_crop(x)), dim=-1)
 
@@ -346,8 +346,8 @@ class _RandomArcFace(torch.nn.Module):
 def _component_times(world: dict[str, Any], x: torch.Tensor, amp: bool, reps: int = 3) -> list[tuple[str, float]]:
     """Seconds per call of each piece of one training step, timed alone and printed as each ends, so
     a slow or stalled step shows which piece holds it (CLIP, M, G, LPIPS, identity, D, penalty)."""
-    from .losses import d_loss, g_adv_loss, requires_grad
-    from .mapping import MappingNetwork
+    from clip2gan.losses import d_loss, g_adv_loss, requires_grad
+    from clip2gan.mapping import MappingNetwork
 
     device = x.device
     G, D, clip = world["G"], world["D"], world["clip"]
@@ -408,7 +408,7 @@ def _component_times(world: dict[str, Any], x: torch.Tensor, amp: bool, reps: in
 def bench_training(args: argparse.Namespace) -> dict[str, Any]:
     import tempfile
 
-    from .train import Trainer, TrainConfig
+    from clip2gan.train import Trainer, TrainConfig
 
     device = resolve_device(args.device)
     size = getattr(args, "size", "toy")
@@ -490,18 +490,18 @@ def _editing_arguments(parser: argparse.ArgumentParser) -> None:
 def _toy_world_model(device: torch.device, random_world: bool = False):
     """The shipped toyfaces CLIP2GAN, or (absent, or asked for) random weights at the same sizes:
     the toy CLIP config, a 32 px G (w 128, channel_max 128) and the default 12 × 512 mapping network."""
-    from . import hub
-    from .model import CLIP2GAN
+    from clip2gan import hub
+    from clip2gan.model import CLIP2GAN
 
     if not random_world:
         try:
             return CLIP2GAN.from_pretrained("toyfaces", device=device), "shipped toyfaces weights"
         except (hub.WeightsNotFound, FileNotFoundError):
             pass
-    from . import toyclip
-    from .clip_encoder import ClipEncoder
-    from .mapping import MappingNetwork
-    from .stylegan2 import Generator
+    from clip2gan.toy import clip as toyclip
+    from clip2gan.clip_encoder import ClipEncoder
+    from clip2gan.mapping import MappingNetwork
+    from clip2gan.stylegan2 import Generator
 
     torch.manual_seed(0)
     clip = ClipEncoder(toyclip.create_model(device=device), toyclip.get_tokenizer(), name="toyfaces-clip (random)")
@@ -532,9 +532,9 @@ def bench_editing(args: argparse.Namespace) -> dict[str, Any]:
 
     import numpy as np
 
-    from .edit import edit_image
-    from .viz import to_uint8
-    from .widgets import EditingApp, png_bytes
+    from clip2gan.edit import edit_image
+    from clip2gan.viz import to_uint8
+    from clip2gan.widgets import EditingApp, png_bytes
 
     device = resolve_device(args.device)
     n = 10 if args.quick else max(1, int(getattr(args, "changes", 50)))
@@ -593,8 +593,8 @@ def _fid_arguments(parser: argparse.ArgumentParser) -> None:
 def bench_fid(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
-    from .metrics import FIDInceptionV3, frechet_distance
-    from .toyfaces import AttributeClassifier
+    from clip2gan.evaluation.metrics import FIDInceptionV3, frechet_distance
+    from clip2gan.toy.faces import AttributeClassifier
 
     device = resolve_device(args.device)
     quick = bool(args.quick)

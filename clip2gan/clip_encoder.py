@@ -17,7 +17,7 @@ trains the mapping network and the discriminator.
 
 Where the weights come from (`ClipEncoder.from_profile`):
 
-* `toyfaces`: the small CLIP trained by this project (`clip2gan.toyclip.load('toyfaces-clip')`);
+* `toyfaces`: the small CLIP trained by this project (`clip2gan.toy.clip.load('toyfaces-clip')`);
 * `ffhq`, `afhqcat`, `afhqdog`, `lsunchurch`: open_clip `ViT-B-16-quickgelu` with OpenAI's weights
   (the paper's best CLIP, Table 3), or `clip_model='ViT-B-32-quickgelu'` for the Table 3 ablation.
   The weights come through the Hugging Face cache (or open_clip's `~/.cache/clip`); with
@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hub import PROFILES, WeightsNotFound
+from clip2gan.hub import PROFILES, WeightsNotFound
 
 __all__ = [
     "ClipEncoder",
@@ -348,12 +348,12 @@ class ClipEncoder(nn.Module):
                      clip_model: str | None = None, pretrained: str | None = None, **kwargs: Any) -> "ClipEncoder":
         """The CLIP of a world (01_clip_embedding.ipynb).
 
-        'toyfaces': the project's small CLIP (`clip2gan.toyclip.load('toyfaces-clip')`).
+        'toyfaces': the project's small CLIP (`clip2gan.toy.clip.load('toyfaces-clip')`).
         'ffhq', 'afhqcat', 'afhqdog', 'lsunchurch': `ViT-B-16-quickgelu` with OpenAI weights, or the
         model given by `clip_model` (e.g. 'ViT-B-32-quickgelu', Table 3) and tag `pretrained`.
         """
         if profile == "toyfaces" and clip_model is None:
-            from . import toyclip
+            from clip2gan.toy import clip as toyclip
 
             loaded = toyclip.load("toyfaces-clip")
             model, tokenizer = loaded[0], loaded[1]

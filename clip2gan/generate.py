@@ -43,8 +43,8 @@ from typing import Sequence
 
 import torch
 
-from .clip_encoder import check_prompts
-from .losses import NoiseConfig, add_clip_noise
+from clip2gan.clip_encoder import check_prompts
+from clip2gan.losses import NoiseConfig, add_clip_noise
 
 __all__ = ["generate", "default_noise", "truncate"]
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import atomic_write_text
+from clip2gan.checkpoint import atomic_write_text
 
 __all__ = [
     "Artifact",

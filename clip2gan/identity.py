@@ -12,7 +12,7 @@ has an `embed_dim` attribute. `clip2gan.losses.IdentityLoss(net)` turns any such
   'arcface-ir-se50') and loads it with `torch.load(weights_only=True)`: no code from the file runs.
   Faces are cropped as pSp does for FFHQ-aligned images: rows 35:223, columns 32:220 of a 256 px
   image (here the same fractions of any size), then area-resized to 112 px.
-* `toyfaces`: the toy world's identity network (`clip2gan.toyfaces.ToyIdentityNet`, shipped as
+* `toyfaces`: the toy world's identity network (`clip2gan.toy.faces.ToyIdentityNet`, shipped as
   'toyfaces-identity'), wrapped by `ToyIdentity` which resizes to its 32 px input.
 * `afhqcat`, `afhqdog`, `lsunchurch`: None — the paper removes the identity loss for these.
 """
@@ -191,7 +191,7 @@ def load_arcface(path_or_name: str | os.PathLike = "arcface-ir-se50", device: st
     `CLIP2GAN_ARCFACE_IR_SE50` → `data/` → cache; `WeightsNotFound` says how to get the file).
     The file is read with `torch.load(weights_only=True)`, which refuses to run pickled code.
     """
-    from .hub import resolve
+    from clip2gan.hub import resolve
 
     path = resolve(path_or_name)
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -203,7 +203,7 @@ def load_arcface(path_or_name: str | os.PathLike = "arcface-ir-se50", device: st
 class ToyIdentity(nn.Module):
     """The toy world's identity network behind the common interface (04_losses.ipynb).
 
-    net: a `clip2gan.toyfaces.ToyIdentityNet` (or any module `[N, 3, r, r]` -> `[N, D]` with a
+    net: a `clip2gan.toy.faces.ToyIdentityNet` (or any module `[N, 3, r, r]` -> `[N, D]` with a
     `resolution` attribute). Images of another size are area/bilinear-resized to `r` first.
     """
 
@@ -235,10 +235,10 @@ class ToyIdentity(nn.Module):
     def from_pretrained(cls, path_or_name: str = "toyfaces-identity", device: str | torch.device = "cpu") -> "ToyIdentity":
         """Load the shipped toy identity net (`ToyIdentityNet.from_pretrained`)."""
         try:
-            from .toyfaces import ToyIdentityNet
+            from clip2gan.toy.faces import ToyIdentityNet
         except ImportError as err:  # pragma: no cover - depends on the toy world's module
             raise NotImplementedError(
-                "clip2gan.toyfaces.ToyIdentityNet is not available; the toy identity loss needs it") from err
+                "clip2gan.toy.faces.ToyIdentityNet is not available; the toy identity loss needs it") from err
         return cls(ToyIdentityNet.from_pretrained(path_or_name, device=device))
 
 

@@ -59,8 +59,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .clip_encoder import recentre  # noqa: F401  (the modality-gap option lives with the CLIP encoder)
-from .hub import WeightsNotFound
+from clip2gan.clip_encoder import recentre  # noqa: F401  (the modality-gap option lives with the CLIP encoder)
+from clip2gan.hub import WeightsNotFound
 
 __all__ = [
     "reconstruction_loss",

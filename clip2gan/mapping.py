@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .stylegan2 import FullyConnectedLayer, normalize_2nd_moment
+from clip2gan.stylegan2 import FullyConnectedLayer, normalize_2nd_moment
 
 __all__ = ["MappingNetwork", "paper_parameter_count"]
 

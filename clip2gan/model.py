@@ -36,10 +36,10 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from . import hub
-from .checkpoint import load_safetensors, save_safetensors
-from .clip_encoder import ClipEncoder
-from .mapping import MappingNetwork
+from clip2gan import hub
+from clip2gan.checkpoint import load_safetensors, save_safetensors
+from clip2gan.clip_encoder import ClipEncoder
+from clip2gan.mapping import MappingNetwork
 
 __all__ = ["CLIP2GAN", "WorldMismatchWarning", "world_fingerprint", "check_world", "build_clip", "load_generator_for_profile", "save_mapping", "load_mapping", "load_feature_bank", "attach_feature_bank", "MAPPING_FORMAT", "TEXT_CORRECTIONS"]
 
@@ -66,7 +66,7 @@ _PROFILE_GENERATORS = {
 
 def load_generator_for_profile(profile: str, device: str | torch.device = "cpu", generator: str | None = None):
     """The frozen StyleGAN2 generator of a world: the shipped toy G (safetensors) or an NVIDIA pickle."""
-    from . import stylegan2
+    from clip2gan import stylegan2
 
     name = generator or _PROFILE_GENERATORS.get(profile)
     if name is None:
@@ -83,7 +83,7 @@ def load_generator_for_profile(profile: str, device: str | torch.device = "cpu",
 def build_clip(world: dict[str, Any], device: str | torch.device = "cpu") -> ClipEncoder:
     """The frozen CLIP of a world record (`profile`, and optionally `clip`, `clip_model`, `clip_pretrained`)."""
     if world["profile"] == "toyfaces" and not world.get("clip_model"):
-        from . import toyclip
+        from clip2gan.toy import clip as toyclip
 
         model, tokenizer = toyclip.load(world.get("clip") or "toyfaces-clip", device=device)
         return ClipEncoder(model, tokenizer, name=str(world.get("clip") or "toyfaces-clip"))
@@ -215,7 +215,7 @@ class CLIP2GAN(nn.Module):
         self.text_correction = text_correction
         self.noise_mode = noise_mode
         self.nearest_k, self.nearest_temperature = int(nearest_k), float(nearest_temperature)
-        from .edit import MODES
+        from clip2gan.edit import MODES
 
         edit_mode = edit_mode or "paper"
         if edit_mode not in MODES:
@@ -238,7 +238,7 @@ class CLIP2GAN(nn.Module):
 
         mapping: a mapping checkpoint path or hub name (default `<profile>-mapping`).
         """
-        from .runtime import pick_device
+        from clip2gan.runtime import pick_device
 
         device = pick_device(device)
         path = hub.resolve(mapping or f"{profile}-mapping")
@@ -247,7 +247,7 @@ class CLIP2GAN(nn.Module):
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu", **kwargs: Any) -> "CLIP2GAN":
         """Rebuild a model from a mapping checkpoint or a training run folder (`runs/NAME`)."""
-        from .runtime import pick_device
+        from clip2gan.runtime import pick_device
 
         device = pick_device(device)
         path = Path(path)
@@ -299,11 +299,11 @@ class CLIP2GAN(nn.Module):
         if mode not in TEXT_CORRECTIONS:
             raise ValueError(f"correction must be one of {TEXT_CORRECTIONS} or True/False, got {correction!r}")
         if mode == "recentre":
-            from .clip_encoder import recentre
+            from clip2gan.clip_encoder import recentre
 
             return recentre(f, self.image_mean, self.text_mean)
         if mode == "nearest":
-            from .clip_encoder import nearest_image_features
+            from clip2gan.clip_encoder import nearest_image_features
 
             _require_bank(self.feature_bank, "correction 'nearest'")
             return nearest_image_features(f, self.feature_bank, k=self.nearest_k, temperature=self.nearest_temperature)
@@ -336,12 +336,12 @@ class CLIP2GAN(nn.Module):
 
     def generate(self, prompts: Sequence[str] | str, n_per_prompt: int = 1, seed: int | None = None, **kwargs: Any):
         """Text → images `[len(prompts) * n_per_prompt, 3, R, R]` (see `clip2gan.generate.generate`)."""
-        from .generate import generate
+        from clip2gan.generate import generate
 
         return generate(self, prompts, n_per_prompt=n_per_prompt, seed=seed, **kwargs)
 
     def edit(self, images: Any, text: str, beta: float = 1.0, space: str = "wplus", layers: Any = None, **kwargs: Any):
         """Edit images with a text (see `clip2gan.edit.edit_image`)."""
-        from .edit import edit_image
+        from clip2gan.edit import edit_image
 
         return edit_image(self, images, text, beta=beta, space=space, layers=layers, **kwargs)

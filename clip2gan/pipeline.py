@@ -107,7 +107,7 @@ def run_pipeline(profile: str = "toyfaces", params: str = "ci", only: str | None
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from .hub import PROFILES
+    from clip2gan.hub import PROFILES
 
     if profile not in PROFILES:
         raise PipelineError(f"unknown profile '{profile}'; choose one of {', '.join(PROFILES)}")

@@ -50,9 +50,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .checkpoint import CorruptCheckpoint, atomic_write_text, load_state, save_state
-from .losses import LPIPSLoss, IdentityLoss, LossWeights, NoiseConfig, add_clip_noise, d_loss, requires_grad, total_loss
-from .mapping import MappingNetwork
+from clip2gan.checkpoint import CorruptCheckpoint, atomic_write_text, load_state, save_state
+from clip2gan.losses import LPIPSLoss, IdentityLoss, LossWeights, NoiseConfig, add_clip_noise, d_loss, requires_grad, total_loss
+from clip2gan.mapping import MappingNetwork
 
 __all__ = ["TrainConfig", "Trainer", "ImageFolderDataset", "build_world", "main"]
 
@@ -136,7 +136,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         """Read one file → (`[3, R, R]` in [-1, 1], 'ok' or 'converted'); the rules are `edit.convert_image`'s."""
         from PIL import Image
 
-        from .edit import convert_image
+        from clip2gan.edit import convert_image
 
         with Image.open(path) as im:
             im.load()
@@ -156,7 +156,7 @@ class ToyImages(torch.utils.data.Dataset):
     """The toy world's training images (captions exist but are never used: training is text-free)."""
 
     def __init__(self, n: int, seed: int, resolution: int):
-        from .toyfaces import ToyFaces
+        from clip2gan.toy.faces import ToyFaces
 
         self.faces = ToyFaces(n, seed=seed, resolution=resolution)
 
@@ -245,7 +245,7 @@ def add_feature_bank(path: str | Path, n: int | None = None, device: str = "cpu"
     images (its stored `train` config: the toy renders, the synthetic samples or the `--data` folder)
     with the CLIP of its world. n: bank size (default: the config's `bank_size`, 2,048).
     """
-    from .model import attach_feature_bank, build_clip, load_generator_for_profile, load_mapping
+    from clip2gan.model import attach_feature_bank, build_clip, load_generator_for_profile, load_mapping
 
     path = Path(path)
     if path.is_dir():
@@ -266,8 +266,8 @@ def add_feature_bank(path: str | Path, n: int | None = None, device: str = "cpu"
 def conditioning_for(G: nn.Module, n: int, rng: np.random.Generator, profile: str) -> torch.Tensor:
     """c for a conditional generator: toy-world attribute one-hots sampled from the data, else zeros."""
     if profile == "toyfaces":
-        from .stylegan2_training import attributes_to_c
-        from .toyfaces import sample_attributes
+        from clip2gan.toy.stylegan2_training import attributes_to_c
+        from clip2gan.toy.faces import sample_attributes
 
         c = attributes_to_c([sample_attributes(rng) for _ in range(n)])
         if c.shape[1] == G.c_dim:
@@ -281,8 +281,8 @@ def conditioning_for(G: nn.Module, n: int, rng: np.random.Generator, profile: st
 
 def build_world(config: TrainConfig, device: torch.device) -> dict[str, Any]:
     """Frozen CLIP and G, a fresh (or pretrained) D, the identity and LPIPS losses of a profile."""
-    from .identity import identity_net_for
-    from .model import build_clip, load_generator_for_profile
+    from clip2gan.identity import identity_net_for
+    from clip2gan.model import build_clip, load_generator_for_profile
 
     world = world_record(config)
     clip = build_clip(world, device)
@@ -301,7 +301,7 @@ def discriminator_like(G: nn.Module) -> nn.Module:
 
     The paper trains D from scratch alongside M; a pretrained D (NVIDIA pickles carry one) could
     start it, but its real/fake boundary is about G's samples, not about reconstructions."""
-    from .stylegan2 import Discriminator
+    from clip2gan.stylegan2 import Discriminator
 
     kwargs = G.init_kwargs
     synthesis = {**kwargs, **(kwargs.get("synthesis_kwargs") or {})}  # NVIDIA's nested form or the flat one
@@ -367,7 +367,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, world: dict[str, Any] | None = None,
                  dataset: torch.utils.data.Dataset | None = None, progress: bool = True):
-        from .runtime import pick_device
+        from clip2gan.runtime import pick_device
 
         self.config = config
         self.device = pick_device(config.device)
@@ -542,7 +542,7 @@ class Trainer:
     def save_samples(self) -> Path | None:
         if not self.is_main:
             return None
-        from .viz import save_grid
+        from clip2gan.viz import save_grid
 
         self.M.eval()
         x = self.sample_batch.to(self.device)
@@ -557,7 +557,7 @@ class Trainer:
 
     def export(self) -> Path:
         """Write M alone (`mapping.safetensors`) with the world and the feature means it saw."""
-        from .model import save_mapping
+        from clip2gan.model import save_mapping
 
         image_mean = (self.feature_sum / max(self.feature_count, 1)).float()
         text_mean = vocabulary_text_mean(self.clip, self.config.profile)
@@ -637,7 +637,7 @@ def vocabulary_text_mean(clip, profile: str) -> torch.Tensor:
 def vocabulary_prompts(profile: str) -> list[str]:
     """Prompts describing the world's attributes: the toy value prompts, or CelebA-style face phrases."""
     if profile == "toyfaces":
-        from .toyfaces import ATTRIBUTES, value_prompt
+        from clip2gan.toy.faces import ATTRIBUTES, value_prompt
 
         return [value_prompt(a, v) for a, vals in ATTRIBUTES.items() for v in vals]
     faces = ["a person with black hair", "a person with blond hair", "a person with brown hair",

@@ -50,7 +50,7 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, u
     """Save a grid of images as PNG (atomic write); returns the path."""
     from PIL import Image
 
-    from .checkpoint import atomic_path
+    from clip2gan.checkpoint import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:

@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .edit import (MAX_PIXELS, EncodedImages, ImageConversionWarning, LAYER_NAMES, MODES, SPACES, check_text,
+from clip2gan.edit import (MAX_PIXELS, EncodedImages, ImageConversionWarning, LAYER_NAMES, MODES, SPACES, check_text,
                    default_mode, default_neutral, edited_latents, encode_for_edit, text_direction)
-from .viz import to_uint8
+from clip2gan.viz import to_uint8
 
 __all__ = ["EditingApp", "png_bytes", "BETA_RANGE", "EXTENDED_BETA_RANGE"]
 
@@ -57,7 +57,7 @@ def png_bytes(image: np.ndarray, upscale: int = 1) -> bytes:
 
 
 def _toy_faces(n: int, seed: int, resolution: int) -> dict[str, torch.Tensor]:
-    from .toyfaces import RESOLUTION, render_labeled_batch
+    from clip2gan.toy.faces import RESOLUTION, render_labeled_batch
 
     # rendered at the generator's resolution when that is small (no resize), else at the toy 32 px
     images, _, attrs = render_labeled_batch(n, np.random.default_rng(seed), resolution if resolution <= 128 else RESOLUTION)

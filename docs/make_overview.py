@@ -4,7 +4,7 @@ and images generated from each render's caption. Run: .venv/bin/python docs/make
 import torch
 
 from clip2gan import CLIP2GAN
-from clip2gan.toyfaces import EVAL_SEED, ToyFaces
+from clip2gan.toy.faces import EVAL_SEED, ToyFaces
 from clip2gan.viz import save_grid
 
 model = CLIP2GAN.from_pretrained("toyfaces")

@@ -110,7 +110,7 @@ def _src(page) -> str:
 
 def _expected(model, text: str, beta: float) -> np.ndarray:
     from clip2gan.edit import edit_image
-    from clip2gan.toyfaces import render_labeled_batch
+    from clip2gan.toy.faces import render_labeled_batch
     from clip2gan.viz import to_uint8
 
     image = render_labeled_batch(8, np.random.default_rng(0), RES)[0][0]  # the app's first toy face

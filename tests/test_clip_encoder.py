@@ -163,7 +163,7 @@ def test_openai_weights_need_quickgelu_name():
 
 def test_toyfaces_profile_goes_through_toyclip_load(monkeypatch):
     """from_profile('toyfaces') wraps whatever toyclip.load returns; random weights stand in for the shipped ones."""
-    toyclip = pytest.importorskip("clip2gan.toyclip", reason="the toy CLIP module has not landed yet")
+    toyclip = pytest.importorskip("clip2gan.toy.clip", reason="the toy CLIP module has not landed yet")
     # one layer per tower: the packaged architecture with the fewest blocks, built in well under a second
     config = toyclip.model_config(vision_cfg={"layers": 1}, text_cfg={"layers": 1})
     calls = []
@@ -182,7 +182,7 @@ def test_toyfaces_profile_goes_through_toyclip_load(monkeypatch):
 
 
 def test_toyfaces_profile_with_shipped_weights():
-    pytest.importorskip("clip2gan.toyclip", reason="the toy CLIP module has not landed yet")
+    pytest.importorskip("clip2gan.toy.clip", reason="the toy CLIP module has not landed yet")
     try:
         enc = ClipEncoder.from_profile("toyfaces")
     except WeightsNotFound:

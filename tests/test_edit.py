@@ -327,7 +327,7 @@ def test_edit_image_accepts_a_pil_image_of_any_size(model):
 
 @pytest.fixture(scope="module")
 def banked():
-    from clip2gan.toyfaces import ToyFaces
+    from clip2gan.toy.faces import ToyFaces
     from clip2gan.train import feature_bank
 
     m = tiny_model()

@@ -132,7 +132,7 @@ def test_identity_net_for_profiles(monkeypatch):
 
 
 def test_toy_identity_adapter_resizes_and_freezes():
-    toyfaces = pytest.importorskip("clip2gan.toyfaces")
+    toyfaces = pytest.importorskip("clip2gan.toy.faces")
     net_cls = getattr(toyfaces, "ToyIdentityNet", None)
     if net_cls is None:
         pytest.skip("toyfaces.ToyIdentityNet has not landed")

@@ -7,7 +7,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from clip2gan.metrics import feature_statistics, fid, frechet_distance
+from clip2gan.evaluation.metrics import feature_statistics, fid, frechet_distance
 
 
 def _textbook(mu1, s1, mu2, s2):

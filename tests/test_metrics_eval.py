@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from clip2gan import hub
-from clip2gan.metrics import (FIDInceptionV3, clip_score, edit_prompts, editing_scores, fid, inception_feature_extractor,
+from clip2gan.evaluation.metrics import (FIDInceptionV3, clip_score, edit_prompts, editing_scores, fid, inception_feature_extractor,
                               lpips_diversity, lpips_to_reference, prompt_targets, text_attribute_accuracy,
                               toy_feature_extractor)
-from clip2gan.toyfaces import ATTRIBUTES, AttributeClassifier
+from clip2gan.toy.faces import ATTRIBUTES, AttributeClassifier
 
 
 def l1(a, b):
@@ -235,7 +235,7 @@ def test_inception_has_the_fid_weights_layout_and_loads_strictly(monkeypatch, tm
 
 
 def test_inception_blocks_pool_like_tensorflow():
-    from clip2gan.metrics import _fid_blocks
+    from clip2gan.evaluation.metrics import _fid_blocks
 
     A, C, E, EMax = _fid_blocks()
     torch.manual_seed(0)
@@ -277,7 +277,7 @@ def test_shipped_classifier_reads_the_captions_of_real_renders():
         clf = AttributeClassifier.from_pretrained()
     except hub.WeightsNotFound:
         pytest.skip("data/toyfaces-classifier.safetensors is not shipped yet")
-    from clip2gan.toyfaces import ToyFaces, caption_mentions
+    from clip2gan.toy.faces import ToyFaces, caption_mentions
 
     items = [ToyFaces(64, seed=123)[i] for i in range(64)]  # 64 renders: a few seconds on one core
     images = torch.stack([it["image"] for it in items])

@@ -16,7 +16,7 @@ import torch
 
 from clip2gan import stylegan2
 from clip2gan.checkpoint import CorruptCheckpoint
-from clip2gan.stylegan2_training import (
+from clip2gan.toy.stylegan2_training import (
     C_DIM,
     TrainConfig,
     Trainer,
@@ -39,7 +39,7 @@ from clip2gan.stylegan2_training import (
     train,
     update_ema,
 )
-from clip2gan.toyfaces import ATTRIBUTES, sample_attributes
+from clip2gan.toy.faces import ATTRIBUTES, sample_attributes
 
 
 def tiny_cfg(**kw) -> TrainConfig:
@@ -158,7 +158,7 @@ def test_damaged_checkpoint_detected_and_previous_used(tmp_path):
 
 
 def test_second_trainer_on_a_busy_run_is_refused(tmp_path):
-    from clip2gan.stylegan2_training import _RunLock
+    from clip2gan.toy.stylegan2_training import _RunLock
 
     train(tmp_path / "run", steps=1, cfg=tiny_cfg(), **RUN)
     (tmp_path / "run" / "checkpoints" / ".ckpt-00000009.safetensors.abc.tmp").write_bytes(b"partial")

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from clip2gan import sweeps
+from clip2gan.evaluation import sweeps
 from clip2gan.clip_encoder import PromptTruncatedWarning
 from clip2gan.losses import LPIPSLoss
-from clip2gan.toyfaces import AttributeClassifier
+from clip2gan.toy.faces import AttributeClassifier
 from clip2gan.train import ToyImages, discriminator_like
 from tiny_world import RES, tiny_clip, tiny_generator
 

@@ -1,4 +1,4 @@
-"""The toy world's small CLIP (clip2gan.toyclip): registration, training, checkpoints, shipped weights."""
+"""The toy world's small CLIP (clip2gan.toy.clip): registration, training, checkpoints, shipped weights."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from clip2gan import toyclip
+from clip2gan.toy import clip as toyclip
 from clip2gan.checkpoint import CorruptCheckpoint
 from clip2gan.hub import WeightsNotFound
-from clip2gan.toyfaces import ATTRIBUTES, caption_mentions
+from clip2gan.toy.faces import ATTRIBUTES, caption_mentions
 
 # Tiny architecture: 16 px renders, one 32-wide layer per tower, so a training step takes ~20 ms and
 # the whole file stays within seconds; the 49,408-token vocabulary is kept (open_clip's tokenizer).

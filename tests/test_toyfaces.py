@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from clip2gan import toyfaces as tf
+from clip2gan.toy import faces as tf
 from clip2gan.hub import DATA_DIR
-from clip2gan.toyfaces import (
+from clip2gan.toy.faces import (
     ATTRIBUTES,
     RESOLUTION,
     AttributeClassifier,
@@ -244,7 +244,7 @@ def test_cli_dispatcher(capsys):
     assert tf.main(["no-such-command"]) == 2
     for target in tf.SUBCOMMANDS.values():
         module, func = target.split(":")
-        if module == "clip2gan.toyfaces":
+        if module == "clip2gan.toy.faces":
             assert callable(getattr(tf, func))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from clip2gan import toyclip
+from clip2gan.toy import clip as toyclip
 from clip2gan.clip_encoder import ClipEncoder
 from clip2gan.stylegan2 import Generator
 

@@ -1,14 +1,14 @@
 """Ablation sweeps behind the paper's tables, on the toy world (08_evaluation.ipynb).
 
-    python -m clip2gan.sweeps --size ci   --out results/      # 2 variants × 3 steps (minutes; numbers meaningless)
-    python -m clip2gan.sweeps --size demo --out results/      # 6 variants × 32 steps (about an hour on a busy CPU)
-    python -m clip2gan.sweeps --size full --out results/      # 6 variants × the shipped M's recipe (hours on a CPU)
-    python -m clip2gan.sweeps --evaluate runs/NAME --size full  # one trained M's metrics and the issues' bars
-    python -m clip2gan.sweeps --evaluate runs/NAME --size full --ship --command '...'  # and ship it to data/
+    python -m clip2gan.evaluation.sweeps --size ci   --out results/      # 2 variants × 3 steps (minutes; numbers meaningless)
+    python -m clip2gan.evaluation.sweeps --size demo --out results/      # 6 variants × 32 steps (about an hour on a busy CPU)
+    python -m clip2gan.evaluation.sweeps --size full --out results/      # 6 variants × the shipped M's recipe (hours on a CPU)
+    python -m clip2gan.evaluation.sweeps --evaluate runs/NAME --size full  # one trained M's metrics and the issues' bars
+    python -m clip2gan.evaluation.sweeps --evaluate runs/NAME --size full --ship --command '...'  # and ship it to data/
 
 A sweep trains one mapping network M per *variant* with `clip2gan.train.Trainer` (frozen CLIP and G,
 a fresh D per variant, the same seed, data and step budget), evaluates each M with
-`clip2gan.metrics` and writes one CSV row per (variant, evaluation setting):
+`clip2gan.evaluation.metrics` and writes one CSV row per (variant, evaluation setting):
 
     variants (trained)            Table   what changes
     base    12 layers, L_adv, L_div  1, 3-6  the paper's configuration (eq. 10, every term)
@@ -191,7 +191,7 @@ class EvalData:
 def _edit_choice(attrs: dict[str, Any], rng: np.random.Generator) -> tuple[str, str, str]:
     """One edit from the toy vocabulary that asks for a value the face does not have (a real change);
     on a bald face no hair-colour or bangs edit (those would also have to grow hair)."""
-    from .metrics import edit_prompts
+    from clip2gan.evaluation.metrics import edit_prompts
 
     options = [(t, a, v) for t, a, v in edit_prompts("prompt")
                if attrs[a] != v and not (attrs["hair_length"] == "bald" and a in ("hair_color", "bangs"))]
@@ -204,7 +204,7 @@ def edit_set(n: int, resolution: int, seed: int = 0) -> tuple[torch.Tensor, list
     Returns (images `[n, 3, R, R]`, their attributes, edit texts, (attribute, value) targets);
     deterministic per seed, drawn from a stream no training run uses.
     """
-    from .toyfaces import EVAL_SEED, ToyFaces
+    from clip2gan.toy.faces import EVAL_SEED, ToyFaces
 
     faces = ToyFaces(n, seed=EVAL_SEED + seed + 1, resolution=resolution)
     items = [faces[i] for i in range(len(faces))]
@@ -216,7 +216,7 @@ def edit_set(n: int, resolution: int, seed: int = 0) -> tuple[torch.Tensor, list
 
 def eval_data(size: SweepSize, resolution: int, seed: int = 0) -> EvalData:
     """Build the evaluation set of a sweep size at the generator's resolution (deterministic per seed)."""
-    from .toyfaces import ATTRIBUTES, EVAL_SEED, ToyFaces
+    from clip2gan.toy.faces import ATTRIBUTES, EVAL_SEED, ToyFaces
 
     faces = ToyFaces(size.n_captions, seed=EVAL_SEED + seed, resolution=resolution)
     items = [faces[i] for i in range(len(faces))]
@@ -244,7 +244,7 @@ def zoom(images: torch.Tensor, factor: float = 1.25) -> torch.Tensor:
 def train_config(size: SweepSize, variant: str, work: str | Path, profile: str = "toyfaces", seed: int = 0,
                  device: str = "auto", **overrides: Any):
     """The `TrainConfig` of one variant of a sweep (08_evaluation.ipynb)."""
-    from .train import TrainConfig
+    from clip2gan.train import TrainConfig
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; known: {list(VARIANTS)}")
@@ -254,7 +254,7 @@ def train_config(size: SweepSize, variant: str, work: str | Path, profile: str =
 
 
 def _fresh_d(G: torch.nn.Module, seed: int, device: torch.device) -> torch.nn.Module:
-    from .train import discriminator_like
+    from clip2gan.train import discriminator_like
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -262,7 +262,7 @@ def _fresh_d(G: torch.nn.Module, seed: int, device: torch.device) -> torch.nn.Mo
 
 
 def _train_seconds(run: Path) -> float | None:
-    from .viz import read_jsonl
+    from clip2gan.viz import read_jsonl
 
     log = run / "log.jsonl"
     rows = read_jsonl(log) if log.is_file() else []
@@ -276,8 +276,8 @@ def train_variant(config, world: dict[str, Any], dataset: torch.utils.data.Datas
     world: `clip2gan.train.build_world`'s dict; its frozen CLIP, G, identity and LPIPS are shared by
     every variant and D is replaced by a fresh one (same seed for every variant).
     """
-    from .model import load_mapping
-    from .train import Trainer
+    from clip2gan.model import load_mapping
+    from clip2gan.train import Trainer
 
     run = Path(config.out)
     mapping = run / "mapping.safetensors"
@@ -299,7 +299,7 @@ def train_variant(config, world: dict[str, Any], dataset: torch.utils.data.Datas
 
 def model_from_mapping(world: dict[str, Any], mapping: str | Path, correction: str = "none"):
     """A `CLIP2GAN` from a trained M and the sweep's shared CLIP and G (no reload from the hub)."""
-    from .model import CLIP2GAN, load_feature_bank, load_mapping
+    from clip2gan.model import CLIP2GAN, load_feature_bank, load_mapping
 
     G = world["G"]
     device = next(G.parameters()).device
@@ -325,7 +325,7 @@ def edit_pairs(model, images: torch.Tensor, texts: Sequence[str], space: str = "
     The same as `clip2gan.edit.edit_image(model, images[i], texts[i], beta, space, layers, mode)` per
     pair, batched: one encode, one direction per distinct text, one synthesis of every code.
     """
-    from .edit import EncodedImages, edited_latents, encode_for_edit, text_direction
+    from clip2gan.edit import EncodedImages, edited_latents, encode_for_edit, text_direction
 
     if len(texts) != len(images):
         raise ValueError(f"{len(images)} images but {len(texts)} texts")
@@ -350,7 +350,7 @@ def fid_with_se(real: torch.Tensor, fake: torch.Tensor, extractor, n_boot: int =
     give. (Bootstrap FIDs are biased upwards — duplicates shrink the effective sample — so only
     their spread is used.)
     """
-    from .metrics import feature_statistics, frechet_distance
+    from clip2gan.evaluation.metrics import feature_statistics, frechet_distance
 
     fr = torch.cat([extractor(b).float().cpu() for b in real.split(batch_size)]).double()
     ff = torch.cat([extractor(b).float().cpu() for b in fake.split(batch_size)]).double()
@@ -372,7 +372,7 @@ def evaluate(model, data: EvalData, classifier, lpips, size: SweepSize, setting:
     groups: which of 'generation', 'reconstruction', 'editing' to compute (default: the setting's).
     Returns a dict with the metric columns of `COLUMNS` (absent groups are missing).
     """
-    from .metrics import editing_scores, lpips_diversity, lpips_to_reference, text_attribute_accuracy, toy_feature_extractor
+    from clip2gan.evaluation.metrics import editing_scores, lpips_diversity, lpips_to_reference, text_attribute_accuracy, toy_feature_extractor
 
     spec = SETTINGS[setting]
     groups = tuple(groups if groups is not None else _SETTING_GROUPS[setting])
@@ -425,9 +425,9 @@ def evaluate_mapping(path: str | Path, size: str | SweepSize = "full", seed: int
     under the checkpoint's defaults: setting 'nearest' for a checkpoint with a feature bank, else
     'paper' (05_training.ipynb); adds 'setting', 'bars' (see `BARS`) and, when the default is not the
     paper's, 'paper_rule': the generation and editing metrics of the paper's bare rule."""
-    from .losses import LPIPSLoss
-    from .model import CLIP2GAN
-    from .toyfaces import AttributeClassifier
+    from clip2gan.losses import LPIPSLoss
+    from clip2gan.model import CLIP2GAN
+    from clip2gan.toy.faces import AttributeClassifier
 
     size = SIZES[size] if isinstance(size, str) else size
     model = CLIP2GAN.from_checkpoint(path, device=device)
@@ -455,8 +455,8 @@ def ship_mapping(run: str | Path, command: str, device_note: str, size: str = "f
     manifest entry (sha256, the reproducing command, training time, device, the metrics and bars)."""
     import shutil
 
-    from . import hub
-    from .model import load_mapping
+    from clip2gan import hub
+    from clip2gan.model import load_mapping
 
     run = Path(run)
     src = run / "mapping.safetensors"
@@ -473,7 +473,7 @@ def ship_mapping(run: str | Path, command: str, device_note: str, size: str = "f
     return hub.write_manifest_entry(
         dst, command, device=device_note, train_seconds=_train_seconds(run), steps=cfg.get("steps"),
         world_sha256=cfg.get("world_sha256"), metrics=metrics, bars=bar_flags,
-        evaluation=(f"python -m clip2gan.sweeps --evaluate {run} --size {size} (clip2gan.sweeps.evaluate under "
+        evaluation=(f"python -m clip2gan.evaluation.sweeps --evaluate {run} --size {size} (clip2gan.evaluation.sweeps.evaluate under "
                     f"the checkpoint's default setting {metrics['setting']!r}; "
                     f"'paper_rule': the paper's rule (text features as they are, n = M(t)); {size_obj.n_captions} held-out "
                     f"captions/renders, {size_obj.n_per_prompt} samples × {size_obj.n_div_prompts} prompts for "
@@ -494,8 +494,8 @@ def run_sweep(size: str | SweepSize = "ci", out: str | Path = "results", work: s
     the toy `AttributeClassifier` (default: the shipped one); dataset_factory(config) → the training
     Dataset (default: the profile's). Returns the rows (dicts with `COLUMNS`).
     """
-    from .runtime import pick_device
-    from .train import build_world
+    from clip2gan.runtime import pick_device
+    from clip2gan.train import build_world
 
     size = SIZES[size] if isinstance(size, str) else size
     names = list(variants) if variants is not None else list(size.variants)
@@ -511,7 +511,7 @@ def run_sweep(size: str | SweepSize = "ci", out: str | Path = "results", work: s
     if world is None:
         world = build_world(train_config(size, "base", work, profile=profile, seed=seed, device=str(dev)), dev)
     if classifier is None:
-        from .toyfaces import AttributeClassifier
+        from clip2gan.toy.faces import AttributeClassifier
 
         classifier = AttributeClassifier.from_pretrained(device=dev)
     data = eval_data(size, int(world["G"].img_resolution), seed=seed)
@@ -542,7 +542,7 @@ def run_sweep(size: str | SweepSize = "ci", out: str | Path = "results", work: s
     import matplotlib.pyplot as plt
 
     plt.close(fig)
-    command = f"python -m clip2gan.sweeps --size {size.name} --out {out}"
+    command = f"python -m clip2gan.evaluation.sweeps --size {size.name} --out {out}"
     if seed:
         command += f" --seed {seed}"
     if variants is not None:
@@ -558,7 +558,7 @@ def run_sweep(size: str | SweepSize = "ci", out: str | Path = "results", work: s
 
 def _weights_record(profile: str) -> dict[str, str]:
     """sha256 (first 16 hex digits) of the toy weights a sweep used, so a CSV can be traced to them."""
-    from . import hub
+    from clip2gan import hub
 
     record = {}
     for name in hub.PROFILES.get(profile, {}).get("artifacts", []):
@@ -589,7 +589,7 @@ def weights_changed(meta: dict[str, Any], profile: str = "toyfaces") -> dict[str
 
 def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Rows → CSV with `COLUMNS` (floats rounded to 4 digits; missing values empty), written atomically."""
-    from .checkpoint import atomic_write_text
+    from clip2gan.checkpoint import atomic_write_text
     import io
 
     buf = io.StringIO()
@@ -866,7 +866,7 @@ def plot_sweep(rows: Sequence[dict[str, Any]]):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m clip2gan.sweeps", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m clip2gan.evaluation.sweeps", description=__doc__.split("\n")[0])
     p.add_argument("--size", default="ci", choices=list(SIZES))
     p.add_argument("--out", default="results", help="where sweeps.csv, sweeps.png and sweeps.json go")
     p.add_argument("--work", default=None, help="run folders of the variants (default runs/sweeps-<size>)")
@@ -889,7 +889,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--ship needs --evaluate RUN and --command 'the training command'")
     if args.evaluate:
         if args.ship:
-            from .runtime import device_label
+            from clip2gan.runtime import device_label
 
             note = args.device_note or device_label("cpu")
             entry = ship_mapping(args.evaluate, args.command, note, size=args.size, seed=args.seed)
@@ -914,7 +914,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_sweep(size, out=args.out, work=args.work, profile=args.profile, device=args.device, seed=args.seed,
                   variants=variants)
     except ValueError as err:
-        print(f"clip2gan.sweeps: error: {err}", file=sys.stderr)
+        print(f"clip2gan.evaluation.sweeps: error: {err}", file=sys.stderr)
         return 1
     print(f"wrote {Path(args.out) / 'sweeps.csv'} and {Path(args.out) / 'sweeps.png'}")
     return 0

@@ -2,9 +2,9 @@
 
 No pretrained CLIP can be downloaded where this project is built, so the `toyfaces` profile
 (DESIGN §2) uses a CLIP that this module trains contrastively on captioned toy faces
-(`clip2gan.toyfaces`) with open_clip's `ClipLoss`. The model is an ordinary open_clip model:
+(`clip2gan.toy.faces`) with open_clip's `ClipLoss`. The model is an ordinary open_clip model:
 
-    from clip2gan import toyclip
+    from clip2gan.toy import clip as toyclip
     toyclip.register()                                   # once; idempotent
     model = open_clip.create_model("toyfaces-clip")      # random weights, offline
     tokenizer = open_clip.get_tokenizer("toyfaces-clip")
@@ -30,7 +30,7 @@ is correct wherever the model comes from: `open_clip.create_model("toyfaces-clip
 `load()` sets the copy stored with the weights (`config["preprocess_cfg"]` in the JSON beside the
 `.safetensors`). `ClipEncoder` reads `model.visual.preprocess_cfg`; `to_model_input` applies it.
 
-Training (`train`, `python -m clip2gan.toyclip train`): pairs rendered on the fly, batch `b` of
+Training (`train`, `python -m clip2gan.toy.clip train`): pairs rendered on the fly, batch `b` of
 step `s` drawn from `numpy.random.default_rng([seed, s, 0x7C11])` (so a resumed run sees exactly
 the batches it would have seen); part of every batch is *minimal pairs* — two faces with the same
 pose, shading and caption wording that differ in one attribute, captioned so that the caption
@@ -47,7 +47,7 @@ fp32 weights, AdamW moments and the step, written atomically, so `kill -9` leave
 every `ckpt_every` steps; `resume=True` continues from it bit-for-bit. The shipped file is the final
 model in float16 with its config (`save`).
 
-Evaluation (`evaluate`, `python -m clip2gan.toyclip eval`): zero-shot accuracy per attribute on
+Evaluation (`evaluate`, `python -m clip2gan.toy.clip eval`): zero-shot accuracy per attribute on
 held-out renders (one prompt per value, `toyfaces.value_prompt`, argmax cosine; a bald face's hair
 colour is not scored) and caption → image top-1 retrieval among groups of 100.
 """
@@ -94,7 +94,7 @@ __all__ = [
 ]
 
 MODEL_NAME = "toyfaces-clip"
-CONFIG_PATH = Path(__file__).resolve().parent / "model_configs" / f"{MODEL_NAME}.json"
+CONFIG_PATH = Path(__file__).resolve().parent.parent / "model_configs" / f"{MODEL_NAME}.json"
 
 # open_clip's defaults (OpenAI CLIP mean/std); `size` is the ViT's input resolution.
 PREPROCESS_CFG: dict[str, Any] = {
@@ -256,7 +256,7 @@ def flip_attribute(attrs: dict[str, Any], name: str, rng: np.random.Generator) -
 
     Flipping a bald face's `hair_color` or `bangs` is not possible: raises ValueError.
     """
-    from .toyfaces import ATTRIBUTES
+    from clip2gan.toy.faces import ATTRIBUTES
 
     bald = attrs["hair_length"] == "bald"
     if bald and name in ("hair_color", "bangs"):
@@ -275,7 +275,7 @@ def flip_attribute(attrs: dict[str, Any], name: str, rng: np.random.Generator) -
 
 def _minimal_pair(rng: np.random.Generator, resolution: int, tries: int = 30):
     """Two faces differing in one attribute, same nuisance draws and wording, both captions stating it."""
-    from .toyfaces import ATTRIBUTES, caption, render, sample_attributes
+    from clip2gan.toy.faces import ATTRIBUTES, caption, render, sample_attributes
 
     a = sample_attributes(rng)
     names = [n for n in ATTRIBUTES if not (a["hair_length"] == "bald" and n in ("hair_color", "bangs"))]
@@ -301,7 +301,7 @@ def make_batch(step: int, batch_size: int, seed: int = 0, hard_fraction: float =
     Deterministic per `(seed, step)`. A fraction `hard_fraction` of the batch is minimal pairs
     (adjacent items), the rest independent faces with `toyfaces.caption` captions.
     """
-    from .toyfaces import RESOLUTION, caption, render, sample_attributes
+    from clip2gan.toy.faces import RESOLUTION, caption, render, sample_attributes
 
     resolution = resolution or RESOLUTION
     rng = np.random.default_rng([int(seed), int(step), _DATA_SALT])
@@ -376,9 +376,9 @@ def save(model: torch.nn.Module, path: str | os.PathLike, config: dict[str, Any]
 
     The file loads with `load(path)`; writes are atomic (`clip2gan.checkpoint`).
     """
-    from .checkpoint import save_safetensors
+    from clip2gan.checkpoint import save_safetensors
 
-    meta = {"format": "clip2gan.toyclip/1", "open_clip_model": MODEL_NAME, "model_cfg": config,
+    meta = {"format": "clip2gan.toy.clip/1", "open_clip_model": MODEL_NAME, "model_cfg": config,
             "preprocess_cfg": {k: list(v) if isinstance(v, tuple) else v
                                for k, v in getattr(model.visual, "preprocess_cfg", _preprocess_cfg(config)).items()},
             **info}
@@ -394,8 +394,8 @@ def load(path_or_name: str | os.PathLike = MODEL_NAME, device: str | torch.devic
     """
     from open_clip.model import set_model_preprocess_cfg
 
-    from .checkpoint import load_safetensors
-    from .hub import resolve
+    from clip2gan.checkpoint import load_safetensors
+    from clip2gan.hub import resolve
 
     path = resolve(path_or_name)
     state, meta = load_safetensors(path)
@@ -423,12 +423,12 @@ class _AttributeHeads(torch.nn.Module):
 
     def __init__(self, embed_dim: int):
         super().__init__()
-        from .toyfaces import ATTRIBUTES
+        from clip2gan.toy.faces import ATTRIBUTES
 
         self.heads = torch.nn.ModuleDict({a: torch.nn.Linear(embed_dim, len(v)) for a, v in ATTRIBUTES.items()})
 
     def loss(self, image_features: torch.Tensor, attrs: Sequence[dict[str, Any]]) -> torch.Tensor:
-        from .toyfaces import attributes_to_labels
+        from clip2gan.toy.faces import attributes_to_labels
 
         labels = torch.stack([attributes_to_labels(a) for a in attrs]).to(image_features.device)  # [N, n_attr]
         x = image_features * 10.0  # unit-norm features: a fixed scale so the heads need no large weights
@@ -476,7 +476,7 @@ def train(
     from open_clip.loss import ClipLoss
     from tqdm.auto import tqdm
 
-    from .checkpoint import load_safetensors, save_safetensors
+    from clip2gan.checkpoint import load_safetensors, save_safetensors
 
     log = log or (lambda s: print(s, file=sys.stderr))
     if threads:
@@ -609,7 +609,7 @@ def evaluate(model: torch.nn.Module, tokenizer=None, n: int = 1000, seed: int | 
     top-1 is the fraction whose own image ranks first (averaged over all groups).
     Returns `{"zero_shot": {attr: acc}, "zero_shot_min", "zero_shot_mean", "retrieval_top1", "n", "seed"}`.
     """
-    from .toyfaces import ATTRIBUTES, EVAL_SEED, ToyFaces, value_prompt
+    from clip2gan.toy.faces import ATTRIBUTES, EVAL_SEED, ToyFaces, value_prompt
 
     seed = EVAL_SEED if seed is None else int(seed)
     if tokenizer is None:
@@ -660,10 +660,10 @@ def _repo_relative(path: Path) -> str:
 
 
 def cmd_train(argv: Sequence[str] | None = None) -> int:
-    """`python -m clip2gan.toyclip train [options]` (also `python -m clip2gan.toyfaces train-clip`)."""
-    from .hub import DATA_DIR, write_manifest_entry
+    """`python -m clip2gan.toy.clip train [options]` (also `python -m clip2gan.toy.faces train-clip`)."""
+    from clip2gan.hub import DATA_DIR, write_manifest_entry
 
-    p = argparse.ArgumentParser(prog="python -m clip2gan.toyclip train",
+    p = argparse.ArgumentParser(prog="python -m clip2gan.toy.clip train",
                                 description="Train the toy world's small CLIP (resumable).")
     p.add_argument("--out", default=str(DATA_DIR / f"{MODEL_NAME}.safetensors"), help="final fp16 weights")
     p.add_argument("--run-dir", default=None, help="checkpoint folder (default runs/<out stem>)")
@@ -702,7 +702,7 @@ def cmd_train(argv: Sequence[str] | None = None) -> int:
         model, tokenizer = load(out)
         metrics = evaluate(model, tokenizer, n=1000)
         _print_metrics(metrics)
-        command = "python -m clip2gan.toyclip train " + shlex.join(argv)
+        command = "python -m clip2gan.toy.clip train " + shlex.join(argv)
         bar_met = metrics["zero_shot_min"] >= 0.9 and metrics["retrieval_top1"] >= 0.5  # issue #4
         write_manifest_entry(out, command=command, train_seconds=result["train_seconds"], metrics=metrics,
                              bar_met=bar_met, steps=args.steps, pairs_seen=args.steps * args.batch_size,
@@ -721,10 +721,10 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
 
 
 def cmd_eval(argv: Sequence[str] | None = None) -> int:
-    """`python -m clip2gan.toyclip eval [--weights NAME_OR_PATH] [--n 1000] [--seed S] [--json FILE]`."""
-    from .toyfaces import EVAL_SEED
+    """`python -m clip2gan.toy.clip eval [--weights NAME_OR_PATH] [--n 1000] [--seed S] [--json FILE]`."""
+    from clip2gan.toy.faces import EVAL_SEED
 
-    p = argparse.ArgumentParser(prog="python -m clip2gan.toyclip eval",
+    p = argparse.ArgumentParser(prog="python -m clip2gan.toy.clip eval",
                                 description="Zero-shot accuracy and retrieval of the toy CLIP on held-out renders.")
     p.add_argument("--weights", default=MODEL_NAME, help="artefact name or .safetensors path")
     p.add_argument("--n", type=int, default=1000)
@@ -742,11 +742,11 @@ def cmd_eval(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m clip2gan.toyclip {train,eval} [options]` (01_clip_embedding.ipynb)."""
+    """`python -m clip2gan.toy.clip {train,eval} [options]` (01_clip_embedding.ipynb)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": cmd_train, "eval": cmd_eval}
     if not argv or argv[0] not in commands:
-        print("usage: python -m clip2gan.toyclip {train,eval} [options]   (each takes --help)")
+        print("usage: python -m clip2gan.toy.clip {train,eval} [options]   (each takes --help)")
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     return commands[argv[0]](argv[1:])
 

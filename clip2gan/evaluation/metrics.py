@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .toyfaces import ATTRIBUTES, caption_mentions, value_prompt
+from clip2gan.toy.faces import ATTRIBUTES, caption_mentions, value_prompt
 
 __all__ = [
     "frechet_distance",
@@ -203,7 +203,7 @@ def clip_score(model_or_clip: Any, images: torch.Tensor, prompts: Sequence[str] 
     """
     from tqdm.auto import tqdm
 
-    from .clip_encoder import check_prompts
+    from clip2gan.clip_encoder import check_prompts
 
     clip = getattr(model_or_clip, "clip", model_or_clip)
     _check_batch(images, "images")
@@ -429,7 +429,7 @@ def inception_feature_extractor(path: str | None = None, device: str | torch.dev
     the cache, or a download when allowed); offline without the file: `clip2gan.hub.WeightsNotFound`
     naming the file, its URL and the variable to set.
     """
-    from .hub import resolve
+    from clip2gan.hub import resolve
 
     file = resolve(path or "inception-fid", download=download)
     state = torch.load(file, map_location="cpu", weights_only=True)
@@ -450,7 +450,7 @@ def feature_extractor_for(profile: str, classifier: Any = None, device: str | to
     `classifier` is None), Inception's otherwise (08_evaluation.ipynb)."""
     if profile == "toyfaces":
         if classifier is None:
-            from .toyfaces import AttributeClassifier
+            from clip2gan.toy.faces import AttributeClassifier
 
             classifier = AttributeClassifier.from_pretrained(device=device)
         return toy_feature_extractor(classifier)

@@ -73,9 +73,9 @@ interleaving checkpoints; the kernel drops it when the process dies). SIGTERM ch
 
 Commands::
 
-    python -m clip2gan.stylegan2_training --out runs/toyfaces-stylegan2 --resume     # train / continue
-    python -m clip2gan.stylegan2_training export --run runs/toyfaces-stylegan2       # -> data/toyfaces-stylegan2.safetensors
-    python -m clip2gan.stylegan2_training eval --run runs/toyfaces-stylegan2 --curve # bar on the snapshots
+    python -m clip2gan.toy.stylegan2_training --out runs/toyfaces-stylegan2 --resume     # train / continue
+    python -m clip2gan.toy.stylegan2_training export --run runs/toyfaces-stylegan2       # -> data/toyfaces-stylegan2.safetensors
+    python -m clip2gan.toy.stylegan2_training eval --run runs/toyfaces-stylegan2 --curve # bar on the snapshots
 """
 
 from __future__ import annotations
@@ -100,8 +100,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import CorruptCheckpoint, atomic_path, atomic_write_text, load_safetensors, save_safetensors
-from .runtime import device_label
+from clip2gan.checkpoint import CorruptCheckpoint, atomic_path, atomic_write_text, load_safetensors, save_safetensors
+from clip2gan.runtime import device_label
+from clip2gan.hub import DATA_DIR
 
 __all__ = [
     "TrainConfig",
@@ -132,7 +133,7 @@ FORMAT = "clip2gan-stylegan2-train/1"
 EXPORT_FORMAT = "clip2gan.stylegan2"  # the format of clip2gan.stylegan2.save / load
 _LEGACY_EXPORT_FORMAT = "clip2gan-stylegan2-generator/1"  # the first snapshots of runs/toyfaces-stylegan2
 DEFAULT_RUN = Path("runs/toyfaces-stylegan2")
-DEFAULT_EXPORT = Path(__file__).resolve().parent.parent / "data" / "toyfaces-stylegan2.safetensors"
+DEFAULT_EXPORT = DATA_DIR / "toyfaces-stylegan2.safetensors"
 _CKPT_RE = re.compile(r"^ckpt-(\d+)\.safetensors$")
 _SNAP_RE = re.compile(r"^G_ema-(\d+)\.safetensors$")
 
@@ -142,7 +143,7 @@ _SNAP_RE = re.compile(r"^G_ema-(\d+)\.safetensors$")
 
 
 def _attributes():
-    from .toyfaces import ATTRIBUTES
+    from clip2gan.toy.faces import ATTRIBUTES
 
     return ATTRIBUTES
 
@@ -195,7 +196,7 @@ def attribute_ce(logits: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
 
 def sample_c(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, list[dict[str, Any]]]:
     """`n` label vectors drawn from the data distribution (`sample_attributes`): `(c [n, 28], attrs)`."""
-    from .toyfaces import sample_attributes
+    from clip2gan.toy.faces import sample_attributes
 
     attrs = [sample_attributes(rng) for _ in range(n)]
     return attributes_to_c(attrs), attrs
@@ -265,7 +266,7 @@ class TrainConfig:
 
 def build_networks(cfg: TrainConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
     """`(G, D)` from `clip2gan.stylegan2` for this config, in training mode, on CPU."""
-    from .stylegan2 import Discriminator, Generator
+    from clip2gan.stylegan2 import Discriminator, Generator
 
     G = Generator(z_dim=cfg.z_dim, c_dim=cfg.c_dim, w_dim=cfg.w_dim, img_resolution=cfg.resolution, img_channels=3,
                   mapping_kwargs=dict(num_layers=cfg.mapping_layers),
@@ -551,7 +552,7 @@ class Trainer:
         torch.manual_seed(cfg.seed + 2)
         # Fixed grid inputs: GRID_ROWS attribute sets x GRID_COLS latents.
         grid_rng = np.random.default_rng([cfg.seed, 7])
-        from .toyfaces import render_batch, sample_attributes
+        from clip2gan.toy.faces import render_batch, sample_attributes
 
         self.grid_attrs = [sample_attributes(grid_rng) for _ in range(self.GRID_ROWS)]
         gen = torch.Generator().manual_seed(cfg.seed + 7)
@@ -656,7 +657,7 @@ class Trainer:
     # -- one training step ---------------------------------------------------------------------
 
     def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        from .toyfaces import render_batch, sample_attributes
+        from clip2gan.toy.faces import render_batch, sample_attributes
 
         attrs = [sample_attributes(self.data_rng) for _ in range(self.cfg.batch)]
         img = render_batch(attrs, self.data_rng, self.cfg.resolution)
@@ -668,7 +669,7 @@ class Trainer:
         return attributes_to_c(attrs).to(self.device)
 
     def _gen_inputs(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from .toyfaces import sample_attributes
+        from clip2gan.toy.faces import sample_attributes
 
         z = torch.randn(n, self.cfg.z_dim).to(self.device)
         return z, self._c([sample_attributes(self.data_rng) for _ in range(n)])
@@ -989,7 +990,7 @@ def export_generator(G: torch.nn.Module, path: str | os.PathLike = DEFAULT_EXPOR
 def load_generator(path: str | os.PathLike = DEFAULT_EXPORT, device: str | torch.device = "cpu") -> torch.nn.Module:
     """A Generator written by `export_generator` (fp16 storage -> float32 module, eval mode), checksum
     verified; its config is attached as `G.meta`."""
-    from .stylegan2 import Generator
+    from clip2gan.stylegan2 import Generator
 
     state, config = _load_checked(Path(path))
     if config.get("format") not in (EXPORT_FORMAT, _LEGACY_EXPORT_FORMAT) or config.get("class") != "Generator":
@@ -1010,14 +1011,14 @@ _CLF = None
 def _classifier():
     global _CLF
     if _CLF is None:
-        from .toyfaces import AttributeClassifier
+        from clip2gan.toy.faces import AttributeClassifier
 
         _CLF = AttributeClassifier.from_pretrained()
     return _CLF
 
 
 def _frechet(feat1: torch.Tensor, feat2: torch.Tensor) -> float:
-    from .metrics import feature_statistics, frechet_distance
+    from clip2gan.evaluation.metrics import feature_statistics, frechet_distance
 
     return frechet_distance(*feature_statistics(feat1), *feature_statistics(feat2))
 
@@ -1069,7 +1070,7 @@ def _data_reference(classifier, n: int, seed: int):
     """Classifier reading of `n` held-out renders: (frequencies, confident fraction, features)."""
     key = (id(classifier), n, seed)
     if key not in _DATA_CACHE:
-        from .toyfaces import EVAL_SEED, render_labeled_batch
+        from clip2gan.toy.faces import EVAL_SEED, render_labeled_batch
 
         images, _labels, _attrs = render_labeled_batch(n, np.random.default_rng([EVAL_SEED, seed]))
         proba = classifier.predict_proba(images)
@@ -1292,11 +1293,11 @@ def device_history(run: str | Path) -> list[dict[str, Any]]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """`python -m clip2gan.stylegan2_training [train] --out DIR --resume | export | eval` (00_setup.ipynb)."""
+    """`python -m clip2gan.toy.stylegan2_training [train] --out DIR --resume | export | eval` (00_setup.ipynb)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-"):
         argv = ["train"] + argv
-    parser = argparse.ArgumentParser(prog="python -m clip2gan.stylegan2_training",
+    parser = argparse.ArgumentParser(prog="python -m clip2gan.toy.stylegan2_training",
                                      description="Train, export and evaluate the toy world's StyleGAN2.")
     sub = parser.add_subparsers(dest="cmd", required=True)
     _add_train_args(sub.add_parser("train", help="train or continue a run"))
@@ -1353,7 +1354,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         out = export_generator(G, args.out, extra=extra)
         print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) from {next(iter(source.values()))}", flush=True)
         if args.manifest:
-            from .hub import write_manifest_entry
+            from clip2gan.hub import write_manifest_entry
 
             resumes = [{k: r.get(k) for k in ("time", "step", "changed")} for r in log
                        if r.get("event") == "resume" and r.get("changed") and r.get("step", 0) <= step]
@@ -1371,8 +1372,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 print(_bar_line({"snapshot": out.name, "kimg": nimg / 1000, **res}), flush=True)
             except Exception as err:  # the classifier may not exist yet
                 info["metrics"] = f"not measured: {err}"
-            command = args.command or (f"python -m clip2gan.stylegan2_training --out {args.run} --resume && "
-                                       f"python -m clip2gan.stylegan2_training export --run {args.run}")
+            command = args.command or (f"python -m clip2gan.toy.stylegan2_training --out {args.run} --resume && "
+                                       f"python -m clip2gan.toy.stylegan2_training export --run {args.run}")
             write_manifest_entry(out, command, **info)
         return 0
     if args.cmd == "eval":
@@ -1399,7 +1400,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _generator_from_checkpoint(tensors: dict[str, torch.Tensor], config: dict[str, Any], name: str = "G_ema"):
-    from .stylegan2 import Generator
+    from clip2gan.stylegan2 import Generator
 
     G = Generator(**config["G_kwargs"])
     G.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}, strict=True)

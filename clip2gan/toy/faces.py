@@ -790,8 +790,8 @@ class _WorldNet(nn.Module):
         """Load weights by artefact name (`clip2gan.hub.resolve`: data/, env var, cache) or file path,
         in eval mode on `device` (00_setup.ipynb). `model.meta` holds the file's config (the command
         that trained it, its measured metrics)."""
-        from .checkpoint import load_safetensors
-        from .hub import resolve
+        from clip2gan.checkpoint import load_safetensors
+        from clip2gan.hub import resolve
 
         path = resolve(path_or_name or cls.artifact_name)
         state, config = load_safetensors(path)
@@ -810,7 +810,7 @@ class AttributeClassifier(_WorldNet):
     An evaluation instrument only: it scores text→image accuracy, editing accuracy and sample
     quality, so it must never be a training loss for the models it judges. Input: `[N, 3, 32, 32]`
     in [-1, 1]. Trained on renders with blur and noise augmentation so that slightly soft
-    generator samples are still read (`python -m clip2gan.toyfaces train-classifier`).
+    generator samples are still read (`python -m clip2gan.toy.faces train-classifier`).
     """
 
     artifact_name = "toyfaces-classifier"
@@ -866,7 +866,7 @@ class ToyIdentityNet(_WorldNet):
     glasses, hat, lipstick, bangs or pose (00_setup.ipynb; used by the identity loss L_id).
 
     Trained as a CosFace-style normalised classifier over the 264 identity classes
-    (`python -m clip2gan.toyfaces train-identity`). `forward(images) -> [N, embed_dim]`, unit norm,
+    (`python -m clip2gan.toy.faces train-identity`). `forward(images) -> [N, embed_dim]`, unit norm,
     differentiable (the loss back-propagates through it); `embed` is the validated, no-grad form.
     """
 
@@ -957,7 +957,7 @@ def evaluate_identity(model: ToyIdentityNet, n: int = 2000, seed: int = EVAL_SEE
 
 
 # ----------------------------------------------------------------------------------------------
-# Training (resumable; `python -m clip2gan.toyfaces train-classifier | train-identity`)
+# Training (resumable; `python -m clip2gan.toy.faces train-classifier | train-identity`)
 
 _STREAM_TAG = {"classifier": 7919, "identity": 7927}  # training streams never collide with ToyFaces(seed)
 
@@ -1011,7 +1011,7 @@ def _train(kind: str, args) -> dict[str, Any]:
 
     from tqdm.auto import tqdm
 
-    from .checkpoint import load_safetensors, save_safetensors
+    from clip2gan.checkpoint import load_safetensors, save_safetensors
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -1087,7 +1087,7 @@ def _train(kind: str, args) -> dict[str, Any]:
         metrics = {"heldout_accuracy": evaluate_classifier(model, n=args.eval_n)}
     else:
         metrics = evaluate_identity(model, n=args.eval_n)
-    command = (f"python -m clip2gan.toyfaces train-{kind} --out {args.out} --steps {args.steps} --batch {args.batch} "
+    command = (f"python -m clip2gan.toy.faces train-{kind} --out {args.out} --steps {args.steps} --batch {args.batch} "
                f"--lr {args.lr} --seed {args.seed} --threads {args.threads}")
     config = {"class": type(model).__name__, "arch": model.config, "command": command,
               "train": {"steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
@@ -1097,7 +1097,7 @@ def _train(kind: str, args) -> dict[str, Any]:
     print(json.dumps(metrics, indent=2))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) after {seconds:.0f} s of training")
     if args.manifest:
-        from .hub import write_manifest_entry
+        from clip2gan.hub import write_manifest_entry
 
         write_manifest_entry(out, command, train_seconds=round(seconds, 1), metrics=metrics,
                              eval={"n": args.eval_n, "seed": EVAL_SEED},
@@ -1109,7 +1109,7 @@ def _train(kind: str, args) -> dict[str, Any]:
 def _train_parser(kind: str, default_steps: int):
     import argparse
 
-    p = argparse.ArgumentParser(prog=f"python -m clip2gan.toyfaces train-{kind}",
+    p = argparse.ArgumentParser(prog=f"python -m clip2gan.toy.faces train-{kind}",
                                 description=f"Train the toy world's {kind} network on fresh renders.")
     p.add_argument("--out", default=f"data/toyfaces-{kind}.safetensors", help="weights to write (+ .json)")
     p.add_argument("--steps", type=int, default=default_steps)
@@ -1141,7 +1141,7 @@ def _cmd_train_identity(argv: list[str]) -> int:
 def _cmd_eval(kind: str, argv: list[str]) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog=f"python -m clip2gan.toyfaces eval-{kind}",
+    p = argparse.ArgumentParser(prog=f"python -m clip2gan.toy.faces eval-{kind}",
                                 description=f"Evaluate the toy world's {kind} network on held-out renders.")
     p.add_argument("--weights", default=f"toyfaces-{kind}", help="artefact name or path")
     p.add_argument("--n", type=int, default=2000)
@@ -1162,14 +1162,14 @@ def _cmd_eval(kind: str, argv: list[str]) -> int:
     return 0
 
 
-# Subcommands of `python -m clip2gan.toyfaces`: name -> "module:function", the function taking the
+# Subcommands of `python -m clip2gan.toy.faces`: name -> "module:function", the function taking the
 # remaining argv and returning an exit code. Other modules add their own entries (train-clip,
 # train-stylegan2) here; they are imported only when called.
 SUBCOMMANDS: dict[str, str] = {
-    "train-classifier": "clip2gan.toyfaces:_cmd_train_classifier",
-    "eval-classifier": "clip2gan.toyfaces:_cmd_eval_classifier",
-    "train-identity": "clip2gan.toyfaces:_cmd_train_identity",
-    "eval-identity": "clip2gan.toyfaces:_cmd_eval_identity",
+    "train-classifier": "clip2gan.toy.faces:_cmd_train_classifier",
+    "eval-classifier": "clip2gan.toy.faces:_cmd_eval_classifier",
+    "train-identity": "clip2gan.toy.faces:_cmd_train_identity",
+    "eval-identity": "clip2gan.toy.faces:_cmd_eval_identity",
 }
 
 
@@ -1182,13 +1182,13 @@ def _cmd_eval_identity(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m clip2gan.toyfaces <subcommand> [options]` (00_setup.ipynb)."""
+    """`python -m clip2gan.toy.faces <subcommand> [options]` (00_setup.ipynb)."""
     import importlib
     import sys
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in SUBCOMMANDS:
-        print("usage: python -m clip2gan.toyfaces {" + ",".join(SUBCOMMANDS) + "} [options]")
+        print("usage: python -m clip2gan.toy.faces {" + ",".join(SUBCOMMANDS) + "} [options]")
         print("  each subcommand takes --help")
         if argv and argv[0] not in ("-h", "--help"):
             print(f"unknown subcommand {argv[0]!r}")

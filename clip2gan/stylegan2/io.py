@@ -1,0 +1,80 @@
+"""Pickle-free checkpoints of this package's StyleGAN2 networks: safetensors + a JSON config
+(introduced in 02_stylegan2_wplus.ipynb).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Union
+
+import torch
+
+from clip2gan.stylegan2.networks import Discriminator, Generator
+from clip2gan.stylegan2.files import plain, resolve_file
+from clip2gan.stylegan2.nvidia import load_nvidia_pkl
+from clip2gan.stylegan2.rosinality import load_rosinality
+from clip2gan.stylegan2.ops import skip_init
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+# =================================================================================================
+# Our own checkpoints: safetensors + JSON config, no pickle.
+# =================================================================================================
+
+_FORMAT = "clip2gan.stylegan2"
+
+
+def save(net: Union[Generator, Discriminator], path: PathLike, half: bool = False) -> Path:
+    """Save a Generator or Discriminator as safetensors + a JSON config of its init kwargs (02_stylegan2_wplus.ipynb).
+
+    No pickle: `load(path)` rebuilds the network from the config and fills it strictly.
+    """
+    from clip2gan.checkpoint import save_safetensors
+
+    if not isinstance(net, (Generator, Discriminator)):
+        raise TypeError(f"save() takes a Generator or Discriminator, not {type(net).__name__}")
+    config = {"format": _FORMAT, "version": 1, "class": type(net).__name__, "init_kwargs": plain(net.init_kwargs)}
+    return save_safetensors(net.state_dict(), path, config=config, half=half)
+
+
+def load(path: PathLike, device: Union[str, torch.device] = "cpu") -> Union[Generator, Discriminator]:
+    """Load a network written by `save` (eval mode; float32 even if saved with half=True;
+    02_stylegan2_wplus.ipynb)."""
+    from clip2gan.checkpoint import load_safetensors
+
+    state, config = load_safetensors(path)
+    if config.get("format") != _FORMAT or config.get("class") not in ("Generator", "Discriminator"):
+        raise ValueError(f"{path} is not a clip2gan StyleGAN2 checkpoint (config: {str(config)[:200]})")
+    cls = Generator if config["class"] == "Generator" else Discriminator
+    with skip_init():
+        net = cls(**config["init_kwargs"])
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    net.load_state_dict(state, strict=True, assign=True)
+    return net.to(device).eval()
+
+
+def load_generator(path_or_name: PathLike, device: Union[str, torch.device] = "cpu") -> Generator:
+    """The generator to use for inference: eval mode, `requires_grad=False` (02_stylegan2_wplus.ipynb).
+
+    Reads, by content: an NVIDIA pickle (its `G_ema`, via `load_nvidia_pkl`), a rosinality `.pt`
+    checkpoint (its `g_ema`, via `load_rosinality`) or a checkpoint written by `save`.
+    `path_or_name` is a file or a `clip2gan.hub` artefact name.
+    """
+    path = resolve_file(path_or_name)
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head.startswith(b"PK"):  # torch.save zip archive
+        G = load_rosinality(path, device=device)
+    elif head[:1] == b"\x80":  # pickle protocol >= 2
+        G = load_nvidia_pkl(path, device=device)["G_ema"]
+    elif len(head) >= 9 and head[8:9] == b"{":  # safetensors: u64 header length, then JSON
+        G = load(path, device=device)
+    else:
+        raise ValueError(f"{path}: not an NVIDIA pickle, a rosinality .pt or a clip2gan safetensors file")
+    if not isinstance(G, Generator):
+        raise ValueError(f"{path} holds a {type(G).__name__}, not a Generator")
+    return G.to(device).eval().requires_grad_(False)
+
+
