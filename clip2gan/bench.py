@@ -408,7 +408,7 @@ def _component_times(world: dict[str, Any], x: torch.Tensor, amp: bool, reps: in
 def bench_training(args: argparse.Namespace) -> dict[str, Any]:
     import tempfile
 
-    from clip2gan.train import Trainer, TrainConfig
+    from clip2gan.train import TrainConfig, Trainer
 
     device = resolve_device(args.device)
     size = getattr(args, "size", "toy")
@@ -498,10 +498,10 @@ def _toy_world_model(device: torch.device, random_world: bool = False):
             return CLIP2GAN.from_pretrained("toyfaces", device=device), "shipped toyfaces weights"
         except (hub.WeightsNotFound, FileNotFoundError):
             pass
-    from clip2gan.toy import clip as toyclip
     from clip2gan.clip_encoder import ClipEncoder
     from clip2gan.mapping import MappingNetwork
     from clip2gan.stylegan2 import Generator
+    from clip2gan.toy import clip as toyclip
 
     torch.manual_seed(0)
     clip = ClipEncoder(toyclip.create_model(device=device), toyclip.get_tokenizer(), name="toyfaces-clip (random)")

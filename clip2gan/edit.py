@@ -297,7 +297,6 @@ def _alpha_on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 def _from_pil(image, max_pixels: int) -> tuple[np.ndarray, list[str]]:
     """PIL image → float32 HWC RGB in [0, 1], and notes on what changed."""
-    from PIL import Image
 
     w, h = image.size
     if w * h > max_pixels:

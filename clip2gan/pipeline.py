@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import sys
 import time
 from dataclasses import dataclass

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import sys
 import time
@@ -51,7 +50,16 @@ import torch.distributed as dist
 from torch import nn
 
 from clip2gan.checkpoint import CorruptCheckpoint, atomic_write_text, load_state, save_state
-from clip2gan.losses import LPIPSLoss, IdentityLoss, LossWeights, NoiseConfig, add_clip_noise, d_loss, requires_grad, total_loss
+from clip2gan.losses import (
+    IdentityLoss,
+    LossWeights,
+    LPIPSLoss,
+    NoiseConfig,
+    add_clip_noise,
+    d_loss,
+    requires_grad,
+    total_loss,
+)
 from clip2gan.mapping import MappingNetwork
 
 __all__ = ["TrainConfig", "Trainer", "ImageFolderDataset", "build_world", "main"]
@@ -266,8 +274,8 @@ def add_feature_bank(path: str | Path, n: int | None = None, device: str = "cpu"
 def conditioning_for(G: nn.Module, n: int, rng: np.random.Generator, profile: str) -> torch.Tensor:
     """c for a conditional generator: toy-world attribute one-hots sampled from the data, else zeros."""
     if profile == "toyfaces":
-        from clip2gan.toy.stylegan2_training import attributes_to_c
         from clip2gan.toy.faces import sample_attributes
+        from clip2gan.toy.stylegan2_training import attributes_to_c
 
         c = attributes_to_c([sample_attributes(rng) for _ in range(n)])
         if c.shape[1] == G.c_dim:

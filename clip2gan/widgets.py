@@ -35,8 +35,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from clip2gan.edit import (MAX_PIXELS, EncodedImages, ImageConversionWarning, LAYER_NAMES, MODES, SPACES, check_text,
-                   default_mode, default_neutral, edited_latents, encode_for_edit, text_direction)
+from clip2gan.edit import (
+    LAYER_NAMES,
+    MAX_PIXELS,
+    MODES,
+    SPACES,
+    EncodedImages,
+    ImageConversionWarning,
+    check_text,
+    default_mode,
+    default_neutral,
+    edited_latents,
+    encode_for_edit,
+    text_direction,
+)
 from clip2gan.viz import to_uint8
 
 __all__ = ["EditingApp", "png_bytes", "BETA_RANGE", "EXTENDED_BETA_RANGE"]

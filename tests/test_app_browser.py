@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_world import RES, write_tiny_world
 
 from clip2gan.app import app_environment, free_port, voila_command
 from clip2gan.mapping import MappingNetwork
 from clip2gan.model import CLIP2GAN, save_mapping
-from tiny_world import RES, write_tiny_world
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

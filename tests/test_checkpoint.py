@@ -7,8 +7,14 @@ import json
 import pytest
 import torch
 
-from clip2gan.checkpoint import (CorruptCheckpoint, atomic_path, load_safetensors, load_state, save_safetensors,
-                                 save_state)
+from clip2gan.checkpoint import (
+    CorruptCheckpoint,
+    atomic_path,
+    load_safetensors,
+    load_state,
+    save_safetensors,
+    save_state,
+)
 
 
 def test_round_trip_with_config_and_half(tmp_path):

@@ -64,8 +64,8 @@ def test_encode_image_rejects_bad_shapes(enc, bad):
 @pytest.mark.parametrize("h, w, s", [(48, 40, 16), (40, 48, 16), (10, 12, 16), (224, 200, 64)])  # small: < 0.1 s each
 def test_preprocess_matches_open_clip_pil_pipeline(h, w, s):
     """Same result as open_clip's own (PIL) eval transform, within one 8-bit level."""
-    from PIL import Image
     from open_clip.transform import image_transform
+    from PIL import Image
 
     rng = np.random.default_rng(0)
     small = rng.integers(0, 256, (h // 4 + 1, w // 4 + 1, 3)).astype(np.uint8)

@@ -8,11 +8,23 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from clip2gan.edit import (BetaStrip, ImageConversionWarning, ImageTooLarge, default_neutral, edit_image, edit_latent,
-                           edited_latents, encode_for_edit, layer_groups, layer_mask, prepare_images, text_direction)
 from tiny_editing import tiny_model
 from tiny_world import RES
+
+from clip2gan.edit import (
+    BetaStrip,
+    ImageConversionWarning,
+    ImageTooLarge,
+    default_neutral,
+    edit_image,
+    edit_latent,
+    edited_latents,
+    encode_for_edit,
+    layer_groups,
+    layer_mask,
+    prepare_images,
+    text_direction,
+)
 
 TEXT = "a person wearing a hat"
 

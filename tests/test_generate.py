@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_editing import tiny_model
+from tiny_world import RES
 
 from clip2gan.generate import default_noise, generate, truncate
 from clip2gan.losses import NoiseConfig
 from clip2gan.train import TrainConfig
-from tiny_editing import tiny_model
-from tiny_world import RES
 
 PROMPTS = ["a person with red hair", "a smiling person wearing a hat"]
 

@@ -8,9 +8,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import is_allowed_address
 
 from clip2gan import hub
-from conftest import is_allowed_address
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB: several read blocks, still instant
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -10,8 +10,8 @@ import torch
 from clip2gan.hub import WeightsNotFound
 from clip2gan.identity import (
     IR_SE50_STAGES,
-    ArcFaceIdentity,
     IRSE50,
+    ArcFaceIdentity,
     ToyIdentity,
     face_crop,
     identity_net_for,

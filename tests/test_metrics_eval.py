@@ -8,9 +8,19 @@ import pytest
 import torch
 
 from clip2gan import hub
-from clip2gan.evaluation.metrics import (FIDInceptionV3, clip_score, edit_prompts, editing_scores, fid, inception_feature_extractor,
-                              lpips_diversity, lpips_to_reference, prompt_targets, text_attribute_accuracy,
-                              toy_feature_extractor)
+from clip2gan.evaluation.metrics import (
+    FIDInceptionV3,
+    clip_score,
+    edit_prompts,
+    editing_scores,
+    fid,
+    inception_feature_extractor,
+    lpips_diversity,
+    lpips_to_reference,
+    prompt_targets,
+    text_attribute_accuracy,
+    toy_feature_extractor,
+)
 from clip2gan.toy.faces import ATTRIBUTES, AttributeClassifier
 
 

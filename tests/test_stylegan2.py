@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 from nvidia_format import write_nvidia_pickle, write_tf_pickle  # noqa: E402
 
-from clip2gan import stylegan2# noqa: E402
+from clip2gan import stylegan2  # noqa: E402
 from clip2gan.stylegan2 import (  # noqa: E402
     Discriminator,
     Generator,
@@ -37,7 +37,6 @@ from clip2gan.stylegan2 import (  # noqa: E402
     set_resample_impl,
     skip_init,
 )
-
 
 # One thread per test comes from tests/conftest.py.
 

@@ -8,7 +8,6 @@ resnet D block and the epilogue), channel_max 16 and z/w 16 (a step takes millis
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ import torch
 
 from clip2gan import stylegan2
 from clip2gan.checkpoint import CorruptCheckpoint
+from clip2gan.toy.faces import ATTRIBUTES, sample_attributes
 from clip2gan.toy.stylegan2_training import (
     C_DIM,
     TrainConfig,
@@ -39,7 +39,6 @@ from clip2gan.toy.stylegan2_training import (
     train,
     update_ema,
 )
-from clip2gan.toy.faces import ATTRIBUTES, sample_attributes
 
 
 def tiny_cfg(**kw) -> TrainConfig:

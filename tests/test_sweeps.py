@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_world import RES, tiny_clip, tiny_generator
 
-from clip2gan.evaluation import sweeps
 from clip2gan.clip_encoder import PromptTruncatedWarning
+from clip2gan.evaluation import sweeps
 from clip2gan.losses import LPIPSLoss
 from clip2gan.toy.faces import AttributeClassifier
 from clip2gan.train import ToyImages, discriminator_like
-from tiny_world import RES, tiny_clip, tiny_generator
 
 # 2 steps of 4 images, 8 captions, 2 × 2 diversity samples, 8 edits, M 32 wide: the sweep takes seconds
 TINY = sweeps.SweepSize("tiny", ("base", "layers4"), dict(epochs=1, epoch_size=16, batch_size=4, max_steps=2,
@@ -196,8 +196,9 @@ def test_command_line_lists_without_running(capsys):
 
 
 def test_edit_pairs_equal_edit_image_pair_by_pair():
-    from clip2gan.edit import edit_image
     from tiny_editing import tiny_model
+
+    from clip2gan.edit import edit_image
 
     model = tiny_model()
     images, attrs, texts, targets = sweeps.edit_set(5, RES)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from clip2gan.toy import clip as toyclip
 from clip2gan.checkpoint import CorruptCheckpoint
 from clip2gan.hub import WeightsNotFound
+from clip2gan.toy import clip as toyclip
 from clip2gan.toy.faces import ATTRIBUTES, caption_mentions
 
 # Tiny architecture: 16 px renders, one 32-wide layer per tower, so a training step takes ~20 ms and

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from clip2gan.toy import faces as tf
 from clip2gan.hub import DATA_DIR
+from clip2gan.toy import faces as tf
 from clip2gan.toy.faces import (
     ATTRIBUTES,
     RESOLUTION,

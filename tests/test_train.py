@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_world import RES, tiny_clip, tiny_generator, write_tiny_world
 
 from clip2gan.checkpoint import load_state
 from clip2gan.losses import LPIPSLoss
 from clip2gan.model import CLIP2GAN, load_mapping
 from clip2gan.train import ImageFolderDataset, ToyImages, TrainConfig, Trainer, discriminator_like
-from tiny_world import RES, tiny_clip, tiny_generator, write_tiny_world
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -222,8 +222,9 @@ def test_add_feature_bank_to_an_old_mapping_file(tmp_path):
     files = write_tiny_world(tmp_path / "world")
     world = {"profile": "toyfaces", "clip": str(files["clip"]), "generator": str(files["generator"])}
     config = _config(tmp_path, bank_size=20)
-    from clip2gan.mapping import MappingNetwork
     import dataclasses
+
+    from clip2gan.mapping import MappingNetwork
 
     M = MappingNetwork.for_generator(tiny_generator(), in_dim=32, n_layers=2, hidden_dim=32)
     path = save_mapping(M, tmp_path / "old.safetensors", world, {"train": dataclasses.asdict(config), "steps": 7})

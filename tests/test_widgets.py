@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_editing import tiny_model
+from tiny_world import RES
 
 from clip2gan.edit import ImageConversionWarning, edit_image
 from clip2gan.viz import to_uint8
 from clip2gan.widgets import EditingApp
-from tiny_editing import tiny_model
-from tiny_world import RES
 
 TEXT = "a person wearing a hat"
 

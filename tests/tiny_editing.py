@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
+from tiny_world import tiny_clip, tiny_generator
 
 from clip2gan.mapping import MappingNetwork
 from clip2gan.model import CLIP2GAN
-from tiny_world import tiny_clip, tiny_generator
 
 
 def tiny_model(w_avg_seed: int | None = None) -> CLIP2GAN:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from clip2gan.toy import clip as toyclip
 from clip2gan.clip_encoder import ClipEncoder
 from clip2gan.stylegan2 import Generator
+from clip2gan.toy import clip as toyclip
 
 RES = 16
 

@@ -372,7 +372,13 @@ def evaluate(model, data: EvalData, classifier, lpips, size: SweepSize, setting:
     groups: which of 'generation', 'reconstruction', 'editing' to compute (default: the setting's).
     Returns a dict with the metric columns of `COLUMNS` (absent groups are missing).
     """
-    from clip2gan.evaluation.metrics import editing_scores, lpips_diversity, lpips_to_reference, text_attribute_accuracy, toy_feature_extractor
+    from clip2gan.evaluation.metrics import (
+        editing_scores,
+        lpips_diversity,
+        lpips_to_reference,
+        text_attribute_accuracy,
+        toy_feature_extractor,
+    )
 
     spec = SETTINGS[setting]
     groups = tuple(groups if groups is not None else _SETTING_GROUPS[setting])
@@ -589,8 +595,9 @@ def weights_changed(meta: dict[str, Any], profile: str = "toyfaces") -> dict[str
 
 def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Rows → CSV with `COLUMNS` (floats rounded to 4 digits; missing values empty), written atomically."""
-    from clip2gan.checkpoint import atomic_write_text
     import io
+
+    from clip2gan.checkpoint import atomic_write_text
 
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")

@@ -39,11 +39,39 @@ Nothing happens at import time: no download, no compilation, no CUDA query.
 
 from __future__ import annotations
 
-from clip2gan.stylegan2.ops import assert_shape, channels_dict, num_ws_for, bias_act, setup_filter, upfirdn2d, upfirdn2d_ref, upsample2d, downsample2d, conv2d_resample, modulated_conv2d, normalize_2nd_moment, skip_init
-from clip2gan.stylegan2.networks import set_resample_impl, FullyConnectedLayer, Conv2dLayer, MappingNetwork, SynthesisLayer, ToRGBLayer, SynthesisBlock, SynthesisNetwork, Generator, DiscriminatorBlock, MinibatchStdLayer, DiscriminatorEpilogue, Discriminator
+from clip2gan.stylegan2.io import load, load_generator, save
+from clip2gan.stylegan2.networks import (
+    Conv2dLayer,
+    Discriminator,
+    DiscriminatorBlock,
+    DiscriminatorEpilogue,
+    FullyConnectedLayer,
+    Generator,
+    MappingNetwork,
+    MinibatchStdLayer,
+    SynthesisBlock,
+    SynthesisLayer,
+    SynthesisNetwork,
+    ToRGBLayer,
+    set_resample_impl,
+)
 from clip2gan.stylegan2.nvidia import UnsafePickleError, load_nvidia_pkl
-from clip2gan.stylegan2.io import load_generator, save, load
-from clip2gan.stylegan2.rosinality import rosinality_to_nvidia, nvidia_to_rosinality, load_rosinality
+from clip2gan.stylegan2.ops import (
+    assert_shape,
+    bias_act,
+    channels_dict,
+    conv2d_resample,
+    downsample2d,
+    modulated_conv2d,
+    normalize_2nd_moment,
+    num_ws_for,
+    setup_filter,
+    skip_init,
+    upfirdn2d,
+    upfirdn2d_ref,
+    upsample2d,
+)
+from clip2gan.stylegan2.rosinality import load_rosinality, nvidia_to_rosinality, rosinality_to_nvidia
 
 __all__ = [
     # helpers and ops

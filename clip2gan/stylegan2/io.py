@@ -10,11 +10,11 @@ from typing import Union
 
 import torch
 
-from clip2gan.stylegan2.networks import Discriminator, Generator
 from clip2gan.stylegan2.files import plain, resolve_file
+from clip2gan.stylegan2.networks import Discriminator, Generator
 from clip2gan.stylegan2.nvidia import load_nvidia_pkl
-from clip2gan.stylegan2.rosinality import load_rosinality
 from clip2gan.stylegan2.ops import skip_init
+from clip2gan.stylegan2.rosinality import load_rosinality
 
 PathLike = Union[str, "os.PathLike[str]"]
 

@@ -13,7 +13,21 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from clip2gan.stylegan2.ops import ACTIVATIONS, _check_resolution, _full_init_kwargs, _randn, _records_init, assert_shape, bias_act, conv2d_resample, downsample2d, modulated_conv2d, normalize_2nd_moment, setup_filter, upsample2d
+from clip2gan.stylegan2.ops import (
+    ACTIVATIONS,
+    _check_resolution,
+    _full_init_kwargs,
+    _randn,
+    _records_init,
+    assert_shape,
+    bias_act,
+    conv2d_resample,
+    downsample2d,
+    modulated_conv2d,
+    normalize_2nd_moment,
+    setup_filter,
+    upsample2d,
+)
 
 PathLike = Union[str, "os.PathLike[str]"]
 

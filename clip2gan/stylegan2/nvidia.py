@@ -18,8 +18,21 @@ from typing import Any, Optional, Union
 import numpy as np
 import torch
 
-from clip2gan.stylegan2.networks import Conv2dLayer, Discriminator, DiscriminatorBlock, DiscriminatorEpilogue, FullyConnectedLayer, Generator, MappingNetwork, MinibatchStdLayer, SynthesisBlock, SynthesisLayer, SynthesisNetwork, ToRGBLayer
 from clip2gan.stylegan2.files import plain, resolve_file
+from clip2gan.stylegan2.networks import (
+    Conv2dLayer,
+    Discriminator,
+    DiscriminatorBlock,
+    DiscriminatorEpilogue,
+    FullyConnectedLayer,
+    Generator,
+    MappingNetwork,
+    MinibatchStdLayer,
+    SynthesisBlock,
+    SynthesisLayer,
+    SynthesisNetwork,
+    ToRGBLayer,
+)
 from clip2gan.stylegan2.ops import skip_init
 
 PathLike = Union[str, "os.PathLike[str]"]

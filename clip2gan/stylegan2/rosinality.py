@@ -10,8 +10,8 @@ from typing import Any, Optional, Union
 
 import torch
 
-from clip2gan.stylegan2.networks import FullyConnectedLayer, Generator, SynthesisBlock, SynthesisLayer, ToRGBLayer
 from clip2gan.stylegan2.files import resolve_file
+from clip2gan.stylegan2.networks import FullyConnectedLayer, Generator, SynthesisBlock, SynthesisLayer, ToRGBLayer
 from clip2gan.stylegan2.ops import channels_dict, setup_filter
 
 PathLike = Union[str, "os.PathLike[str]"]

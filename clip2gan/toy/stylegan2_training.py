@@ -92,17 +92,17 @@ import signal
 import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from clip2gan.checkpoint import CorruptCheckpoint, atomic_path, atomic_write_text, load_safetensors, save_safetensors
-from clip2gan.runtime import device_label
+from clip2gan.checkpoint import CorruptCheckpoint, atomic_path, load_safetensors, save_safetensors
 from clip2gan.hub import DATA_DIR
+from clip2gan.runtime import device_label
 
 __all__ = [
     "TrainConfig",
