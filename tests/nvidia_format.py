@@ -40,6 +40,8 @@ FAKE_MODULE_SRC_SG3 = (
 
 # Attributes that clip2gan keeps but NVIDIA's classes do not have.
 _OWN_ATTRS = {"resample_impl"}
+# clip2gan class names that differ from NVIDIA's (the name a pickle records).
+NVIDIA_CLASS_NAMES = {"StyleMappingNetwork": "MappingNetwork"}
 
 
 def _reconstruct_persistent_obj(meta: Any) -> Any:  # named like NVIDIA's; a safe loader never calls it
@@ -102,7 +104,8 @@ class _NvidiaPickler(pickle.Pickler):
                 state[key] = np.float64(state[key])  # NVIDIA computes these with numpy
         kwargs = self.init_kwargs_override.get(id(obj), state.get("_init_kwargs", {}))
         state["_init_kwargs"] = _easydicts(copy.deepcopy(kwargs))
-        meta = dict(type="class", version=6, module_src=self.module_src, class_name=type(obj).__name__, state=state)
+        meta = dict(type="class", version=6, module_src=self.module_src, class_name=NVIDIA_CLASS_NAMES.get(type(obj).__name__, type(obj).__name__),
+                    state=state)
         return _reconstruct_persistent_obj, (meta,)
 
 

@@ -1,7 +1,7 @@
 """Tests for clip2gan.stylegan2: NVIDIA-compatible StyleGAN2, safe pickle loading, converters, checkpoints.
 
 All offline and CPU-only. Sizes are tiny on purpose; each choice says why. NVIDIA parity itself
-(against NVIDIA's own code) is checked outside the repository: see the note on issue #3.
+(against outputs of NVIDIA's own code) is checked by tests/test_stylegan2_golden.py.
 """
 
 from __future__ import annotations

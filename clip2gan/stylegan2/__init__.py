@@ -2,8 +2,7 @@
 
 CLIP2GAN maps CLIP features into the w+ space of a frozen, pretrained StyleGAN2. This module is that
 StyleGAN2: the generator and discriminator of NVIDIA's `stylegan2-ada-pytorch` (`training/networks.py`),
-re-implemented here (package `clip2gan.stylegan2`: `ops`, `networks`, `nvidia`,
-`rosinality`, `io`) with
+re-implemented here with
 
 * the same module, parameter and buffer names and shapes, so a state dict taken from an NVIDIA
   network pickle loads with `strict=True`, and the same computation, so it gives the same images
@@ -16,7 +15,21 @@ re-implemented here (package `clip2gan.stylegan2`: `ops`, `networks`, `nvidia`,
 * loaders that never execute code from the file: `load_nvidia_pkl` for NVIDIA's pickles
   (stylegan2-ada-pytorch, stylegan3's StyleGAN2 configs, and the TensorFlow-era (G, D, Gs) tuples),
   `load_rosinality` for rosinality/stylegan2-pytorch checkpoints, and pickle-free checkpoints of our
-  own (`save` / `load`: safetensors + JSON).
+  own (`save` / `load`: safetensors + JSON). A file they cannot read raises one `NvidiaPickleError`
+  (or a `ValueError` for the other formats) that names the file and what was expected.
+
+Modules:
+
+* `ops`: shape and channel helpers, `skip_init`, and the ops (bias_act, upfirdn2d, conv2d_resample,
+  modulated_conv2d);
+* `networks`: the layers, `StyleMappingNetwork` (NVIDIA's `MappingNetwork`, renamed: in this
+  project `MappingNetwork` is the CLIP2GAN mapping network M of `clip2gan.mapping`), `Generator`
+  and `Discriminator`;
+* `unpickle`: the restricted unpickler and the loader's errors;
+* `nvidia`: `load_nvidia_pkl`, rebuilding networks from what the pickle recorded;
+* `rosinality`: conversion to and from rosinality's layout, `load_rosinality`;
+* `io`: `save`, `load` and `load_generator`;
+* `files`: finding a file by path or artefact name.
 
 Shapes used throughout: `z: [N, z_dim]`, `c: [N, c_dim]`, `ws: [N, num_ws, w_dim]`,
 `img: [N, img_channels, img_resolution, img_resolution]` with values roughly in [-1, 1].
@@ -47,15 +60,15 @@ from clip2gan.stylegan2.networks import (
     DiscriminatorEpilogue,
     FullyConnectedLayer,
     Generator,
-    MappingNetwork,
     MinibatchStdLayer,
+    StyleMappingNetwork,
     SynthesisBlock,
     SynthesisLayer,
     SynthesisNetwork,
     ToRGBLayer,
     set_resample_impl,
 )
-from clip2gan.stylegan2.nvidia import UnsafePickleError, load_nvidia_pkl
+from clip2gan.stylegan2.nvidia import load_nvidia_pkl
 from clip2gan.stylegan2.ops import (
     assert_shape,
     bias_act,
@@ -72,6 +85,13 @@ from clip2gan.stylegan2.ops import (
     upsample2d,
 )
 from clip2gan.stylegan2.rosinality import load_rosinality, nvidia_to_rosinality, rosinality_to_nvidia
+from clip2gan.stylegan2.unpickle import (
+    NotANetworkPickleError,
+    NotAPickleError,
+    NvidiaPickleError,
+    UnsafePickleError,
+    UnsupportedNetworkError,
+)
 
 __all__ = [
     # helpers and ops
@@ -92,7 +112,7 @@ __all__ = [
     # networks
     "FullyConnectedLayer",
     "Conv2dLayer",
-    "MappingNetwork",
+    "StyleMappingNetwork",
     "SynthesisLayer",
     "ToRGBLayer",
     "SynthesisBlock",
@@ -103,6 +123,10 @@ __all__ = [
     "DiscriminatorEpilogue",
     "Discriminator",
     # loading and saving
+    "NvidiaPickleError",
+    "NotAPickleError",
+    "NotANetworkPickleError",
+    "UnsupportedNetworkError",
     "UnsafePickleError",
     "load_nvidia_pkl",
     "load_generator",

@@ -1,4 +1,7 @@
-"""Finding a StyleGAN2 file and turning what a pickle held into plain JSON-friendly values."""
+"""Small file helpers shared by the loaders of `clip2gan.stylegan2` (introduced in 02_stylegan2_wplus.ipynb):
+`resolve_file` finds a file by path or `clip2gan.hub` artefact name, `plain` turns what a pickle held
+into JSON-friendly values, and `PathLike` is the path type the loaders accept.
+"""
 
 from __future__ import annotations
 

@@ -1,23 +1,23 @@
-"""Pickle-free checkpoints of this package's StyleGAN2 networks: safetensors + a JSON config
-(introduced in 02_stylegan2_wplus.ipynb).
+"""Saving and loading this package's StyleGAN2 networks (introduced in 02_stylegan2_wplus.ipynb).
+
+`save` / `load`: pickle-free checkpoints, safetensors + a JSON config of the constructor arguments.
+`load_generator`: the one entry point for inference, which reads any of the three formats by
+content (an NVIDIA pickle, a rosinality checkpoint or a checkpoint written by `save`).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Union
 
 import torch
 
-from clip2gan.stylegan2.files import plain, resolve_file
+from clip2gan.checkpoint import load_safetensors, save_safetensors
+from clip2gan.stylegan2.files import PathLike, plain, resolve_file
 from clip2gan.stylegan2.networks import Discriminator, Generator
 from clip2gan.stylegan2.nvidia import load_nvidia_pkl
 from clip2gan.stylegan2.ops import skip_init
 from clip2gan.stylegan2.rosinality import load_rosinality
-
-PathLike = Union[str, "os.PathLike[str]"]
-
 
 # =================================================================================================
 # Our own checkpoints: safetensors + JSON config, no pickle.
@@ -31,8 +31,6 @@ def save(net: Union[Generator, Discriminator], path: PathLike, half: bool = Fals
 
     No pickle: `load(path)` rebuilds the network from the config and fills it strictly.
     """
-    from clip2gan.checkpoint import save_safetensors
-
     if not isinstance(net, (Generator, Discriminator)):
         raise TypeError(f"save() takes a Generator or Discriminator, not {type(net).__name__}")
     config = {"format": _FORMAT, "version": 1, "class": type(net).__name__, "init_kwargs": plain(net.init_kwargs)}
@@ -42,8 +40,6 @@ def save(net: Union[Generator, Discriminator], path: PathLike, half: bool = Fals
 def load(path: PathLike, device: Union[str, torch.device] = "cpu") -> Union[Generator, Discriminator]:
     """Load a network written by `save` (eval mode; float32 even if saved with half=True;
     02_stylegan2_wplus.ipynb)."""
-    from clip2gan.checkpoint import load_safetensors
-
     state, config = load_safetensors(path)
     if config.get("format") != _FORMAT or config.get("class") not in ("Generator", "Discriminator"):
         raise ValueError(f"{path} is not a clip2gan StyleGAN2 checkpoint (config: {str(config)[:200]})")

@@ -1,5 +1,16 @@
-"""StyleGAN2's generator and discriminator, with NVIDIA's module, parameter and buffer names so their
-state dicts load with `strict=True` (introduced in 02_stylegan2_wplus.ipynb).
+"""StyleGAN2's generator and discriminator as `torch.nn.Module`s (introduced in 02_stylegan2_wplus.ipynb).
+
+The layers and networks of NVIDIA's stylegan2-ada-pytorch `training/networks.py`, with the same
+constructor arguments, attributes and module, parameter and buffer names, registered in the same
+order: a state dict taken from an NVIDIA network loads with `strict=True` and computes the same
+function (the golden-output test in `tests/test_stylegan2_golden.py` checks it against outputs of
+NVIDIA's own code).
+
+One class is named differently: NVIDIA's z -> w `MappingNetwork` is `StyleMappingNetwork` here, so
+that `MappingNetwork` means one thing in this project, the CLIP2GAN mapping network M
+(`clip2gan.mapping.MappingNetwork`). Its attribute name stays `mapping` (`G.mapping`, `D.mapping`),
+so parameter names (`mapping.fc0.weight`, ...) are NVIDIA's, and `clip2gan.stylegan2.nvidia` maps
+the class name `MappingNetwork` recorded in NVIDIA's pickles onto it.
 
 Shapes: `z: [N, z_dim]`, `c: [N, c_dim]`, `ws: [N, num_ws, w_dim]`, `img: [N, C, H, W]` in about [-1, 1].
 """
@@ -7,7 +18,6 @@ Shapes: `z: [N, z_dim]`, `c: [N, c_dim]`, `ws: [N, num_ws, w_dim]`, `img: [N, C,
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -28,9 +38,6 @@ from clip2gan.stylegan2.ops import (
     setup_filter,
     upsample2d,
 )
-
-PathLike = Union[str, "os.PathLike[str]"]
-
 
 # =================================================================================================
 # Layers and networks. Names, attributes and parameter layout follow NVIDIA's training/networks.py.
@@ -107,8 +114,10 @@ class Conv2dLayer(torch.nn.Module):
         return bias_act(x, b, act=self.activation, gain=act_gain, clamp=act_clamp)
 
 
-class MappingNetwork(torch.nn.Module):
+class StyleMappingNetwork(torch.nn.Module):
     """StyleGAN's mapping network z (+ label c) -> w, broadcast to `num_ws` copies (02_stylegan2_wplus.ipynb).
+
+    NVIDIA's `MappingNetwork` (renamed here; not the CLIP2GAN mapping network M of `clip2gan.mapping`).
 
     z: [N, z_dim] (normalised to unit mean square), c: [N, c_dim] (embedded by `embed`, normalised,
     concatenated) -> `num_layers` lrelu layers -> w: [N, w_dim], returned as ws: [N, num_ws, w_dim]
@@ -328,7 +337,8 @@ class SynthesisBlock(torch.nn.Module):
                                     resample_filter=resample_filter, channels_last=self.channels_last)
 
     def forward(self, x: Optional[torch.Tensor], img: Optional[torch.Tensor], ws: torch.Tensor,
-                force_fp32: bool = False, fused_modconv: Optional[bool] = None, noise_mode: str = "random"):
+                force_fp32: bool = False, fused_modconv: Optional[bool] = None,
+                noise_mode: str = "random") -> tuple[torch.Tensor, torch.Tensor]:
         assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim], "ws")
         w_iter = iter(ws.unbind(dim=1))
         if ws.device.type not in _FP16_DEVICE_TYPES:  # fp16 only on CUDA
@@ -458,7 +468,7 @@ class Generator(torch.nn.Module):
         self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
                                           **synthesis_kwargs)
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **(mapping_kwargs or {}))
+        self.mapping = StyleMappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **(mapping_kwargs or {}))
 
     @property
     def init_kwargs(self) -> dict[str, Any]:
@@ -518,7 +528,8 @@ class DiscriminatorBlock(torch.nn.Module):
                                     trainable=trainable(), resample_filter=resample_filter,
                                     channels_last=self.channels_last)
 
-    def forward(self, x: Optional[torch.Tensor], img: Optional[torch.Tensor], force_fp32: bool = False):
+    def forward(self, x: Optional[torch.Tensor], img: Optional[torch.Tensor],
+                force_fp32: bool = False) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         if (x if x is not None else img).device.type not in _FP16_DEVICE_TYPES:  # fp16 only on CUDA
             force_fp32 = True
         dtype = torch.float16 if self.use_fp16 and not force_fp32 else torch.float32
@@ -593,7 +604,9 @@ class DiscriminatorEpilogue(torch.nn.Module):
 
         if architecture == "skip":
             self.fromrgb = Conv2dLayer(img_channels, in_channels, kernel_size=1, activation=activation)
-        self.mbstd = MinibatchStdLayer(group_size=mbstd_group_size, num_channels=mbstd_num_channels) if mbstd_num_channels > 0 else None
+        self.mbstd = None
+        if mbstd_num_channels > 0:
+            self.mbstd = MinibatchStdLayer(group_size=mbstd_group_size, num_channels=mbstd_num_channels)
         self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, kernel_size=3, activation=activation,
                                 conv_clamp=conv_clamp)
         self.fc = FullyConnectedLayer(in_channels * (resolution**2), in_channels, activation=activation)
@@ -656,7 +669,7 @@ class Discriminator(torch.nn.Module):
             setattr(self, f"b{res}", block)
             cur_layer_idx += block.num_layers
         if c_dim > 0:
-            self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None,
+            self.mapping = StyleMappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None,
                                           **(mapping_kwargs or {}))
         self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, **(epilogue_kwargs or {}),
                                         **common_kwargs)

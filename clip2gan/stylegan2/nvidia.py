@@ -1,24 +1,24 @@
-"""NVIDIA's network pickles, read without executing anything from the file (introduced in
-02_stylegan2_wplus.ipynb).
+"""NVIDIA's StyleGAN2 network pickles as this package's networks, without executing anything from the
+file (introduced in 02_stylegan2_wplus.ipynb).
 
-A restricted unpickler rebuilds the state dicts of stylegan2-ada-pytorch / stylegan3 pickles and
-the TensorFlow-era (G, D, Gs) tuples; everything else is refused with `UnsafePickleError`.
+`load_nvidia_pkl` reads the file with the restricted unpickler of `clip2gan.stylegan2.unpickle`
+and rebuilds each network from the data it recorded: `_init_args` / `_init_kwargs` give the
+constructor arguments of this package's class of the same NVIDIA name, `_parameters` and
+`_buffers` the state dict (loaded with `strict=True`), and the remaining attributes (resolution,
+conv_clamp, ...) are checked against the rebuilt network. The TensorFlow-era `(G, D, Gs)` pickles
+are converted variable by variable, as NVIDIA's legacy.py does. Every failure is an
+`NvidiaPickleError` naming the file (see `clip2gan.stylegan2.unpickle`).
 """
 
 from __future__ import annotations
 
-import io
 import math
-import os
-import pickle
-import warnings
-from collections import OrderedDict
-from typing import Any, Optional, Union
+from typing import Any, Callable, Union
 
 import numpy as np
 import torch
 
-from clip2gan.stylegan2.files import plain, resolve_file
+from clip2gan.stylegan2.files import PathLike, plain, resolve_file
 from clip2gan.stylegan2.networks import (
     Conv2dLayer,
     Discriminator,
@@ -26,242 +26,30 @@ from clip2gan.stylegan2.networks import (
     DiscriminatorEpilogue,
     FullyConnectedLayer,
     Generator,
-    MappingNetwork,
     MinibatchStdLayer,
+    StyleMappingNetwork,
     SynthesisBlock,
     SynthesisLayer,
     SynthesisNetwork,
     ToRGBLayer,
 )
 from clip2gan.stylegan2.ops import skip_init
+from clip2gan.stylegan2.unpickle import (
+    EXPECTED,
+    NotANetworkPickleError,
+    NvidiaPickleError,
+    UnsupportedNetworkError,
+    _NDArrayRecord,
+    _PersistentRecord,
+    _TFNetworkRecord,
+    read_network_pickle,
+)
 
-PathLike = Union[str, "os.PathLike[str]"]
-
-
-# =================================================================================================
-# NVIDIA network pickles, read without executing anything from the file.
-# =================================================================================================
-#
-# A stylegan2-ada-pytorch snapshot is `pickle.dump(dict(G=..., D=..., G_ema=..., augment_pipe=...,
-# training_set_kwargs=...))`. Every network is a `torch_utils.persistence` object, pickled as
-# `_reconstruct_persistent_obj(meta)` with meta = dict(type='class', version=6, module_src=<the whole
-# networks.py source>, class_name='Generator', state=<the module's __dict__>). NVIDIA's unpickler
-# `exec`s module_src; ours reads `state` as data: `_parameters` and `_buffers` give the state dict,
-# `_modules` the nested objects, `_init_kwargs` the constructor arguments, and the remaining
-# attributes (resolution, conv_clamp, ...) are checked against the rebuilt network.
-
-
-class UnsafePickleError(pickle.UnpicklingError):
-    """A pickle asked for something outside the allow-list of NVIDIA network pickles; nothing ran.
-
-    Introduced in 02_stylegan2_wplus.ipynb."""
-
-
-class _PersistentRecord:
-    """What `torch_utils.persistence._reconstruct_persistent_obj(meta)` would have rebuilt, kept as data."""
-
-    __slots__ = ("class_name", "module_src", "state", "version")
-
-    def __init__(self, meta: Any):
-        if not isinstance(meta, dict) or meta.get("type") != "class" or not isinstance(meta.get("class_name"), str):
-            raise UnsafePickleError("malformed persistent object (expected NVIDIA persistence metadata)")
-        state = meta.get("state")
-        if not isinstance(state, dict):
-            raise UnsafePickleError(f"persistent object {meta['class_name']!r} has no state dict")
-        self.class_name: str = meta["class_name"]
-        self.module_src: str = meta.get("module_src") or ""
-        self.state: dict = state
-        self.version = meta.get("version")
-
-    def __repr__(self) -> str:
-        return f"<NVIDIA persistent {self.class_name} (not executed)>"
-
-
-class _EasyDict(dict):
-    """Stand-in for `dnnlib.util.EasyDict` (a dict with attribute access); no behaviour needed."""
-
-    def _safe_setstate(self, state: Any) -> None:
-        if state:
-            raise UnsafePickleError("unexpected instance state on dnnlib.util.EasyDict")
-
-
-_NUMPY_DTYPES = {"b1", "i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "f2", "f4", "f8", "c8", "c16"}
-
-
-class _NumpyDtype:
-    """Stand-in for `numpy.dtype(name, align, copy)` + its pickled state; only plain numeric dtypes."""
-
-    def __init__(self, name: Any, *args: Any):
-        if name not in _NUMPY_DTYPES:
-            raise UnsafePickleError(f"numpy dtype {name!r} is not allowed (plain numeric dtypes only)")
-        self.name = name
-        self.byteorder = "="
-
-    def _safe_setstate(self, state: Any) -> None:
-        if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "|", "="):
-            self.byteorder = state[1]
-
-    def to_numpy(self) -> np.dtype:
-        order = "" if self.byteorder in ("|", "=") else self.byteorder
-        return np.dtype(order + self.name)
-
-
-def _numpy_scalar(dtype: Any, data: Any = None) -> Any:
-    """`numpy.core.multiarray.scalar(dtype, bytes)` -> a Python number."""
-    if not isinstance(dtype, _NumpyDtype) or not isinstance(data, bytes):
-        raise UnsafePickleError("numpy scalar with unexpected arguments")
-    return np.frombuffer(data, dtype=dtype.to_numpy(), count=1)[0].item()
-
-
-def _load_storage_from_bytes(data: Any) -> Any:
-    """`torch.storage._load_from_bytes`, but with `weights_only=True` (torch's own uses False)."""
-    if not isinstance(data, bytes):
-        raise UnsafePickleError("tensor storage is not a byte string")
-    try:
-        storage = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise UnsafePickleError(f"a tensor storage inside the pickle is not plain tensor data: {err}") from None
-    if not isinstance(storage, (torch.TypedStorage, torch.UntypedStorage)):
-        raise UnsafePickleError(f"a tensor storage inside the pickle decoded to {type(storage).__name__}")
-    return storage
-
-
-def _rebuild_tensor_v2(storage: Any, storage_offset: Any, size: Any, stride: Any, requires_grad: Any = False,
-                       backward_hooks: Any = None, metadata: Any = None) -> torch.Tensor:
-    if not isinstance(storage, (torch.TypedStorage, torch.UntypedStorage)):
-        raise UnsafePickleError("tensor rebuilt from something that is not a storage")
-    if backward_hooks:
-        raise UnsafePickleError("tensor with backward hooks")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TypedStorage deprecation
-        t = torch._utils._rebuild_tensor(storage, int(storage_offset), tuple(int(s) for s in size),
-                                         tuple(int(s) for s in stride))
-    t.requires_grad = bool(requires_grad)
-    return t
-
-
-def _rebuild_parameter(data: Any, requires_grad: Any, backward_hooks: Any = None, state: Any = None) -> torch.nn.Parameter:
-    if not isinstance(data, torch.Tensor):
-        raise UnsafePickleError("parameter rebuilt from something that is not a tensor")
-    if backward_hooks:
-        raise UnsafePickleError("parameter with backward hooks")
-    return torch.nn.Parameter(data, requires_grad=bool(requires_grad))
-
-
-def _codecs_encode(text: Any, encoding: Any = "latin1") -> bytes:
-    """Protocol-2 pickles store bytes as `_codecs.encode(str, 'latin1')`."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise UnsafePickleError("_codecs.encode with unexpected arguments")
-    return text.encode("latin1")
-
-
-class _NDArrayType:
-    """Stand-in for `numpy.ndarray` (accepted only as the class argument of `_reconstruct`)."""
-
-
-class _NDArrayRecord:
-    """`numpy.core.multiarray._reconstruct(ndarray, ...)` + its BUILD state, decoded as plain numbers."""
-
-    def __init__(self) -> None:
-        self.array: Optional[np.ndarray] = None
-
-    def _safe_setstate(self, state: Any) -> None:
-        if not (isinstance(state, tuple) and len(state) == 5):
-            raise UnsafePickleError("numpy array with unexpected state")
-        _, shape, dtype, is_fortran, raw = state
-        if not isinstance(dtype, _NumpyDtype) or not isinstance(raw, bytes):
-            raise UnsafePickleError("numpy array that is not plain numeric data")
-        shape = tuple(int(d) for d in shape)
-        self.array = np.frombuffer(raw, dtype=dtype.to_numpy()).reshape(shape, order="F" if is_fortran else "C").copy()
-
-
-def _ndarray_reconstruct(cls: Any, shape: Any = None, typecode: Any = None) -> _NDArrayRecord:
-    if cls is not _NDArrayType:
-        raise UnsafePickleError("numpy _reconstruct of something other than numpy.ndarray")
-    return _NDArrayRecord()
-
-
-class _TFNetworkRecord:
-    """Stand-in for `dnnlib.tflib.network.Network` of the TensorFlow StyleGAN2 repositories: its pickled
-    state (static kwargs, sub-networks, variables) kept as data; `build_module_src` is never executed."""
-
-    def __init__(self) -> None:
-        self.state: dict = {}
-
-    def _safe_setstate(self, state: Any) -> None:
-        if not isinstance(state, dict) or not isinstance(state.get("variables"), list):
-            raise UnsafePickleError("TensorFlow network with unexpected state")
-        self.state = state
-
-
-# (module, name) -> the harmless object returned in its place. This is everything that NVIDIA's
-# stylegan2-ada-pytorch and stylegan3 snapshots and the TensorFlow-era (G, D, Gs) pickles contain;
-# nothing here can run code from the file.
-_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
-    ("torch_utils.persistence", "_reconstruct_persistent_obj"): _PersistentRecord,
-    ("dnnlib.util", "EasyDict"): _EasyDict,
-    ("dnnlib", "EasyDict"): _EasyDict,
-    ("collections", "OrderedDict"): OrderedDict,
-    ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
-    ("_codecs", "encode"): _codecs_encode,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-    ("torch.storage", "_load_from_bytes"): _load_storage_from_bytes,
-    ("numpy", "dtype"): _NumpyDtype,
-    ("numpy.core.multiarray", "scalar"): _numpy_scalar,
-    ("numpy._core.multiarray", "scalar"): _numpy_scalar,
-    # TensorFlow-era pickles (the original StyleGAN2 and StyleGAN2-ADA repositories):
-    ("dnnlib.tflib.network", "Network"): _TFNetworkRecord,
-    ("numpy", "ndarray"): _NDArrayType,
-    ("numpy.core.multiarray", "_reconstruct"): _ndarray_reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _ndarray_reconstruct,
-}
-
-
-class _SafeUnpickler(pickle._Unpickler):  # the pure-Python unpickler, so BUILD can be restricted too
-    """Unpickler whose globals come only from `_ALLOWED_GLOBALS`; BUILD (`__setstate__`) only on our stand-ins."""
-
-    dispatch = dict(pickle._Unpickler.dispatch)
-
-    def find_class(self, module: str, name: str) -> Any:
-        if self.proto < 3:  # Python 2 names written by protocols 0-2 (e.g. __builtin__.set)
-            import _compat_pickle
-
-            if (module, name) in _compat_pickle.NAME_MAPPING:
-                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
-            elif module in _compat_pickle.IMPORT_MAPPING:
-                module = _compat_pickle.IMPORT_MAPPING[module]
-        try:
-            return _ALLOWED_GLOBALS[(module, name)]
-        except KeyError:
-            raise UnsafePickleError(
-                f"refusing to load: the pickle asks for the global '{module}.{name}', which is not on the "
-                "allow-list of NVIDIA StyleGAN2 network pickles. Nothing from the file was executed."
-            ) from None
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise UnsafePickleError("refusing to load: the pickle uses persistent ids (not an NVIDIA network pickle)")
-
-    def _load_build(self) -> None:
-        state = self.stack.pop()
-        inst = self.stack[-1]
-        setstate = getattr(inst, "_safe_setstate", None)
-        if setstate is None:
-            raise UnsafePickleError(
-                f"refusing to load: the pickle sets the state of a {type(inst).__name__} object (BUILD), "
-                "which NVIDIA network pickles never do. Nothing from the file was executed."
-            )
-        setstate(state)
-
-    dispatch[pickle.BUILD[0]] = _load_build
-
-
+# NVIDIA's class names (as recorded in the pickles) -> this package's classes.
 _KNOWN_CLASSES = {
     "FullyConnectedLayer": FullyConnectedLayer,
     "Conv2dLayer": Conv2dLayer,
-    "MappingNetwork": MappingNetwork,
+    "MappingNetwork": StyleMappingNetwork,
     "SynthesisLayer": SynthesisLayer,
     "ToRGBLayer": ToRGBLayer,
     "SynthesisBlock": SynthesisBlock,
@@ -272,6 +60,7 @@ _KNOWN_CLASSES = {
     "DiscriminatorEpilogue": DiscriminatorEpilogue,
     "Discriminator": Discriminator,
 }
+_NVIDIA_NAMES = {cls: name for name, cls in _KNOWN_CLASSES.items()}
 
 # Attributes recorded in the pickle that must equal those of the rebuilt network; a difference means
 # the pickle's architecture is not the one rebuilt from its init kwargs (and the numerics would differ).
@@ -302,13 +91,13 @@ def _record_state_dict(rec: _PersistentRecord, prefix: str = "") -> dict[str, to
             if value is None or (kind == "_buffers" and name in skip):
                 continue
             if not isinstance(value, torch.Tensor):
-                raise ValueError(f"{prefix}{name} in the pickle is a {type(value).__name__}, not a tensor")
+                raise UnsupportedNetworkError(f"{prefix}{name} in the pickle is a {type(value).__name__}, not a tensor")
             out[prefix + name] = value
     for name, sub in (state.get("_modules") or {}).items():
         if sub is None:
             continue
         if not isinstance(sub, _PersistentRecord):
-            raise ValueError(f"submodule {prefix}{name} in the pickle is a {type(sub).__name__}")
+            raise UnsupportedNetworkError(f"submodule {prefix}{name} in the pickle is a {type(sub).__name__}")
         out.update(_record_state_dict(sub, prefix + name + "."))
     return out
 
@@ -326,19 +115,31 @@ def _same(a: Any, b: Any) -> bool:
 
 def _check_against_record(rec: _PersistentRecord, module: torch.nn.Module, prefix: str = "") -> None:
     where = prefix.rstrip(".") or "<root>"
-    if rec.class_name != type(module).__name__:
-        raise ValueError(f"{where}: pickle has {rec.class_name}, rebuilt network has {type(module).__name__}")
+    if rec.class_name != _NVIDIA_NAMES.get(type(module)):
+        raise UnsupportedNetworkError(f"{where}: pickle has {rec.class_name}, rebuilt network has {type(module).__name__}")
     for attr in _CHECKED_ATTRS:
         if attr in rec.state and attr in module.__dict__:
             if not _same(rec.state[attr], module.__dict__[attr]):
-                raise ValueError(f"{where}.{attr}: the pickle records {rec.state[attr]!r}, the network rebuilt "
+                raise UnsupportedNetworkError(f"{where}.{attr}: the pickle records {rec.state[attr]!r}, the network rebuilt "
                                  f"from its init kwargs has {module.__dict__[attr]!r}")
     rec_modules = {k: v for k, v in (rec.state.get("_modules") or {}).items() if v is not None}
     my_modules = dict(module.named_children())
     if set(rec_modules) != set(my_modules):
-        raise ValueError(f"{where}: submodules differ: pickle {sorted(rec_modules)}, rebuilt {sorted(my_modules)}")
+        raise UnsupportedNetworkError(f"{where}: submodules differ: pickle {sorted(rec_modules)}, rebuilt {sorted(my_modules)}")
     for name, sub in rec_modules.items():
         _check_against_record(sub, my_modules[name], prefix + name + ".")
+
+
+def _rebuilding(what: str, step: Callable[[], Any]) -> Any:
+    """Run one step of rebuilding a network; a constructor or state dict that does not fit this package's
+    classes (TypeError, ValueError, KeyError, RuntimeError) becomes an `UnsupportedNetworkError`."""
+    try:
+        return step()
+    except NvidiaPickleError:
+        raise
+    except (TypeError, ValueError, KeyError, RuntimeError) as err:
+        raise UnsupportedNetworkError(f"cannot rebuild {what} with clip2gan.stylegan2 ({type(err).__name__}: "
+                                      f"{err})") from None
 
 
 def _is_stylegan3_repo_source(src: str) -> bool:
@@ -351,8 +152,8 @@ def _rebuild_network(rec: _PersistentRecord, device: Union[str, torch.device] = 
     unknown = sorted(classes - set(_KNOWN_CLASSES))
     if rec.class_name not in ("Generator", "Discriminator") or unknown:
         hint = " StyleGAN3 (alias-free) networks are not supported." if "SynthesisInput" in classes else ""
-        raise ValueError(f"the pickle holds a {rec.class_name} built from classes {unknown or [rec.class_name]} "
-                         f"that clip2gan.stylegan2 does not implement.{hint}")
+        raise UnsupportedNetworkError(f"the pickle holds a {rec.class_name} built from classes "
+                                      f"{unknown or [rec.class_name]} that clip2gan.stylegan2 does not implement.{hint}")
     args = plain(rec.state.get("_init_args") or [])
     kwargs = plain(rec.state.get("_init_kwargs") or {})
     if _is_stylegan3_repo_source(rec.module_src):  # the stylegan3 repository's defaults differ
@@ -366,9 +167,10 @@ def _rebuild_network(rec: _PersistentRecord, device: Union[str, torch.device] = 
             kwargs.setdefault("conv_clamp", 256)
     cls = _KNOWN_CLASSES[rec.class_name]
     with skip_init():  # no random init (every tensor comes from the pickle), global RNG untouched
-        net = cls(*args, **kwargs)
+        net = _rebuilding(f"its {rec.class_name} from the recorded constructor arguments", lambda: cls(*args, **kwargs))
     state_dict = _record_state_dict(rec)
-    net.load_state_dict({k: v.detach() for k, v in state_dict.items()}, strict=True, assign=True)
+    _rebuilding(f"the {rec.class_name}'s parameters and buffers", lambda: net.load_state_dict(
+        {k: v.detach() for k, v in state_dict.items()}, strict=True, assign=True))
     _check_against_record(rec, net)
     return net.to(device).eval().requires_grad_(False)
 
@@ -395,22 +197,22 @@ def _tf_variables(rec: _TFNetworkRecord, prefix: str = "") -> dict[str, np.ndarr
         name, value = item
         value = value.array if isinstance(value, _NDArrayRecord) else value
         if not isinstance(value, (np.ndarray, float, int)):
-            raise ValueError(f"TF variable {prefix}{name} is a {type(value).__name__}")
+            raise UnsupportedNetworkError(f"TF variable {prefix}{name} is a {type(value).__name__}")
         out[prefix + str(name)] = np.asarray(value, dtype=np.float32)
     for name, comp in (rec.state.get("components") or {}).items():
         if not isinstance(comp, _TFNetworkRecord):
-            raise ValueError(f"TF component {name} is a {type(comp).__name__}")
+            raise UnsupportedNetworkError(f"TF component {name} is a {type(comp).__name__}")
         out.update(_tf_variables(comp, prefix + str(name) + "/"))
     return out
 
 
 def _tf_static_kwargs(rec: _TFNetworkRecord, known: set, what: str) -> dict[str, Any]:
     if int(rec.state.get("version", 0)) < 4:
-        raise ValueError(f"TensorFlow {what} pickle version {rec.state.get('version')} is too old (need 4)")
+        raise UnsupportedNetworkError(f"TensorFlow {what} pickle version {rec.state.get('version')} is too old (need 4)")
     kwargs = plain(rec.state.get("static_kwargs") or {})
     unknown = sorted(set(kwargs) - known)
     if unknown:
-        raise ValueError(f"TensorFlow {what}: unsupported static kwargs {unknown}")
+        raise UnsupportedNetworkError(f"TensorFlow {what}: unsupported static kwargs {unknown}")
     return kwargs
 
 
@@ -418,7 +220,7 @@ def _tf_fill(net: torch.nn.Module, values: dict[str, np.ndarray], what: str) -> 
     state = net.state_dict()
     missing = sorted(k for k in state if k not in values and not k.endswith("resample_filter"))
     if missing:
-        raise ValueError(f"TensorFlow {what}: no variables for {missing[:4]}{'...' if len(missing) > 4 else ''}")
+        raise UnsupportedNetworkError(f"TensorFlow {what}: no variables for {missing[:4]}{'...' if len(missing) > 4 else ''}")
     for key, value in values.items():
         t = torch.from_numpy(np.ascontiguousarray(value)).reshape(state[key].shape)
         state[key] = t
@@ -442,7 +244,7 @@ def _convert_tf_generator(rec: _TFNetworkRecord) -> Generator:
                               use_noise=k.get("use_noise", True), activation=k.get("nonlinearity", "lrelu")))
     v = _tf_variables(rec)
     if any("ToRGB_lod" in name for name in v) or any("LabelConcat" in name for name in v):
-        raise ValueError("this TensorFlow generator uses an architecture without an NVIDIA PyTorch equivalent "
+        raise UnsupportedNetworkError("this TensorFlow generator uses an architecture without an NVIDIA PyTorch equivalent "
                          "(progressive-growing 'orig' toRGB layers or LabelConcat labels)")
     with skip_init():
         G = Generator(**kwargs)
@@ -500,7 +302,7 @@ def _convert_tf_discriminator(rec: _TFNetworkRecord) -> Discriminator:
                              mbstd_num_channels=k.get("mbstd_num_features", 1), activation=act))
     v = _tf_variables(rec)
     if any("FromRGB_lod" in name for name in v):
-        raise ValueError("this TensorFlow discriminator uses progressive-growing fromRGB layers (not supported)")
+        raise UnsupportedNetworkError("this TensorFlow discriminator uses progressive-growing fromRGB layers (not supported)")
     with skip_init():
         D = Discriminator(**kwargs)
     sd: dict[str, np.ndarray] = {}
@@ -540,34 +342,59 @@ def load_nvidia_pkl(path_or_name: PathLike, device: Union[str, torch.device] = "
 
     Reads stylegan2-ada-pytorch snapshots, the StyleGAN2-config pickles of the stylegan3 repository
     and the TensorFlow-era `(G, D, Gs)` pickles of the original StyleGAN2 (e.g. LSUN Church; their
-    variables are converted as NVIDIA's legacy.py does). Nothing from the file is executed and neither `dnnlib` nor `torch_utils` is needed:
-    a restricted unpickler accepts only the globals those files contain, each network is rebuilt
-    from its recorded init kwargs with this module's classes and filled from the recorded
-    parameters and buffers (`strict=True`), and its recorded attributes are checked against the
-    rebuilt one. Anything else raises `UnsafePickleError` naming the offending global.
+    variables are converted as NVIDIA's legacy.py does). Nothing from the file is executed and
+    neither `dnnlib` nor `torch_utils` is needed: a restricted unpickler accepts only the globals
+    those files contain, each network is rebuilt from its recorded init kwargs with this package's
+    classes and filled from the recorded parameters and buffers (`strict=True`), and its recorded
+    attributes are checked against the rebuilt one.
+
+    Errors (all `NvidiaPickleError`, a `ValueError`, naming the file and what was expected):
+    `NotAPickleError` (text, an archive, a truncated file), `NotANetworkPickleError` (a pickle of
+    something else, e.g. a dict of tensors), `UnsupportedNetworkError` (networks this package will
+    not rebuild) and `UnsafePickleError` (a global outside the allow-list, named; nothing ran).
 
     `path_or_name`: a file, or an artefact name for `clip2gan.hub.resolve` (e.g. 'stylegan2-ffhq-1024').
     Networks come back in eval mode with `requires_grad=False`, as NVIDIA's snapshots store them;
     `training_set_kwargs` is passed through as a plain dict when present.
     """
     path = resolve_file(path_or_name)
-    with open(path, "rb") as f:
-        data = _SafeUnpickler(f).load()
+    data = read_network_pickle(path)
+    try:
+        return _networks(data, device)
+    except UnsupportedNetworkError as err:
+        raise UnsupportedNetworkError(f"{path}: {err}") from None
+    except NotANetworkPickleError as err:
+        raise NotANetworkPickleError(f"{path} {err}. Expected {EXPECTED}.") from None
+
+
+def _describe(data: Any) -> str:
+    """A short description of a pickle's top-level object, for error messages."""
+    if isinstance(data, dict):
+        keys = [str(k) for k in list(data)[:8]]
+        return f"a dict with keys {keys}{' ...' if len(data) > 8 else ''}"
+    if isinstance(data, (list, tuple)):
+        kinds = sorted({type(v).__name__ for v in data})
+        return f"a {type(data).__name__} of {len(data)} items ({', '.join(kinds) or 'empty'})"
+    return f"a {type(data).__name__}"
+
+
+def _networks(data: Any, device: Union[str, torch.device]) -> dict[str, Any]:
+    """The networks of an unpickled snapshot (stand-ins from `read_network_pickle`)."""
     if isinstance(data, tuple) and len(data) == 3 and all(isinstance(n, _TFNetworkRecord) for n in data):
         tf_G, tf_D, tf_Gs = data  # TensorFlow-era pickle
-        return {"G": _convert_tf_generator(tf_G).to(device).eval().requires_grad_(False),
-                "D": _convert_tf_discriminator(tf_D).to(device).eval().requires_grad_(False),
-                "G_ema": _convert_tf_generator(tf_Gs).to(device).eval().requires_grad_(False)}
+        nets = {"G": _rebuilding("the TensorFlow G", lambda: _convert_tf_generator(tf_G)),
+                "D": _rebuilding("the TensorFlow D", lambda: _convert_tf_discriminator(tf_D)),
+                "G_ema": _rebuilding("the TensorFlow Gs", lambda: _convert_tf_generator(tf_Gs))}
+        return {k: net.to(device).eval().requires_grad_(False) for k, net in nets.items()}
     if not isinstance(data, dict) or "G_ema" not in data:
-        kind = type(data).__name__
-        raise ValueError(f"{path} is not an NVIDIA network snapshot (top level is a {kind} without 'G_ema')")
+        raise NotANetworkPickleError(f"is a pickle of {_describe(data)}, not NVIDIA networks (no 'G_ema')")
     out: dict[str, Any] = {}
     for key in ("G", "D", "G_ema"):
         rec = data.get(key)
         if rec is None:
             continue
         if not isinstance(rec, _PersistentRecord):
-            raise ValueError(f"{path}: '{key}' is a {type(rec).__name__}, not an NVIDIA persistent network")
+            raise NotANetworkPickleError(f"holds '{key}' as a {type(rec).__name__}, not an NVIDIA persistent network")
         out[key] = _rebuild_network(rec, device=device)
     if isinstance(data.get("training_set_kwargs"), dict):
         out["training_set_kwargs"] = plain(data["training_set_kwargs"])

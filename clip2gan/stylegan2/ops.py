@@ -1,6 +1,14 @@
-"""Building blocks of StyleGAN2 in plain PyTorch: shape checks, channel counts, bias + activation,
-FIR resampling (upfirdn2d, a step-by-step reference and a faster equivalent), convolution with
-resampling and the modulated convolution (introduced in 02_stylegan2_wplus.ipynb).
+"""Building blocks of StyleGAN2 in plain PyTorch (introduced in 02_stylegan2_wplus.ipynb).
+
+* helpers used to build the networks: `assert_shape`, `channels_dict`, `num_ws_for`, `skip_init`
+  (build without random initialisation), and the private `_records_init` / `_full_init_kwargs`
+  that remember constructor arguments as NVIDIA's persistence does;
+* the ops NVIDIA implements as CUDA extensions, here in ordinary PyTorch with the same arguments and
+  results: `bias_act`, FIR resampling (`upfirdn2d_ref` step by step as defined, `upfirdn2d` the
+  faster equivalent, `upsample2d`, `downsample2d`), `conv2d_resample` (convolution with
+  resampling) and `modulated_conv2d` (StyleGAN2's weight modulation and demodulation).
+
+Nothing here compiles code or queries CUDA.
 """
 
 from __future__ import annotations
@@ -11,14 +19,10 @@ import copy
 import functools
 import inspect
 import math
-import os
 from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
-
-PathLike = Union[str, "os.PathLike[str]"]
-
 
 # =================================================================================================
 # Small helpers

@@ -1,21 +1,21 @@
-"""Conversion between rosinality/stylegan2-pytorch checkpoints and NVIDIA's layout (introduced in
-02_stylegan2_wplus.ipynb).
+"""rosinality/stylegan2-pytorch checkpoints (introduced in 02_stylegan2_wplus.ipynb).
+
+`rosinality_to_nvidia` / `nvidia_to_rosinality` convert a generator's state dict between
+rosinality's layout and NVIDIA's (this package's), tensor for tensor, and `load_rosinality` reads
+a rosinality `.pt` checkpoint (`torch.load(weights_only=True)`) as this package's `Generator`. The
+key and shape table is in `load_rosinality`'s docstring.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any, Optional, Union
 
 import torch
 
-from clip2gan.stylegan2.files import resolve_file
+from clip2gan.stylegan2.files import PathLike, resolve_file
 from clip2gan.stylegan2.networks import FullyConnectedLayer, Generator, SynthesisBlock, SynthesisLayer, ToRGBLayer
 from clip2gan.stylegan2.ops import channels_dict, setup_filter
-
-PathLike = Union[str, "os.PathLike[str]"]
-
 
 # =================================================================================================
 # rosinality/stylegan2-pytorch checkpoints
