@@ -1,4 +1,4 @@
-"""The toy-faces world: attributes, renderer, captions, dataset, and its evaluation networks."""
+"""The toy-faces world (attributes, renderer, captions, labels, dataset) and the networks that read it."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ import numpy as np
 import pytest
 import torch
 
+from clip2gan import toy
 from clip2gan.hub import DATA_DIR
 from clip2gan.toy import faces as tf
+from clip2gan.toy import nets
 from clip2gan.toy.faces import (
     ATTRIBUTES,
+    C_DIM,
+    C_SLICES,
     RESOLUTION,
-    AttributeClassifier,
     ToyFaces,
-    ToyIdentityNet,
+    attributes_to_c,
     attributes_to_labels,
     caption,
     caption_mentions,
@@ -25,6 +28,7 @@ from clip2gan.toy.faces import (
     sample_attributes,
     value_prompt,
 )
+from clip2gan.toy.nets import AttributeClassifier, ToyIdentityNet
 
 # 1,000 draws: enough to see every value (rarest marginal 0.2) and to bound rates within ±5 pp,
 # while sampling stays ~10 ms.
@@ -139,6 +143,16 @@ def test_labels_round_trip(samples):
         labels_to_attributes([0] * 3)
 
 
+def test_conditioning_vector_layout():
+    attrs = sample_attributes(np.random.default_rng(0))
+    attrs.update(hair_length="bald", hair_color=None, bangs="no")
+    c = attributes_to_c([attrs])
+    assert c.shape == (1, C_DIM) == (1, sum(len(v) for v in ATTRIBUTES.values()))
+    assert c[0, :5].sum() == 0  # bald: the hair-colour block is all zeros
+    assert c.sum() == len(ATTRIBUTES) - 1  # one hot per other attribute
+    assert [C_SLICES[a].stop - C_SLICES[a].start for a in ATTRIBUTES] == [len(v) for v in ATTRIBUTES.values()]
+
+
 def test_captions_state_only_true_values(samples):
     rng = np.random.default_rng(9)
     for s in samples:
@@ -225,11 +239,11 @@ def test_train_resume_is_exact_and_from_pretrained_loads(tmp_path):
     """3 steps of batch 8, split 2 + resume, equal 3 straight; the written file loads."""
     common = ["--steps", "3", "--batch", "8", "--eval-n", "16", "--fp32", "--save-every", "1000"]
     a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
-    tf.main(["train-classifier", "--out", str(a), "--state", str(tmp_path / "sa.safetensors"), *common])
-    tf.main(["train-classifier", "--out", str(b), "--state", str(tmp_path / "sb.safetensors"), "--stop-after", "2",
+    nets.main(["train-classifier", "--out", str(a), "--state", str(tmp_path / "sa.safetensors"), *common])
+    nets.main(["train-classifier", "--out", str(b), "--state", str(tmp_path / "sb.safetensors"), "--stop-after", "2",
              *common])
     assert not b.exists()
-    tf.main(["train-classifier", "--out", str(b), "--state", str(tmp_path / "sb.safetensors"), "--resume", *common])
+    nets.main(["train-classifier", "--out", str(b), "--state", str(tmp_path / "sb.safetensors"), "--resume", *common])
     ma, mb = AttributeClassifier.from_pretrained(str(a)), AttributeClassifier.from_pretrained(str(b))
     for (k, va), vb in zip(ma.state_dict().items(), mb.state_dict().values()):
         assert torch.equal(va, vb), k
@@ -239,13 +253,21 @@ def test_train_resume_is_exact_and_from_pretrained_loads(tmp_path):
 
 
 def test_cli_dispatcher(capsys):
-    assert tf.main(["--help"]) == 0
+    assert nets.main(["--help"]) == 0
     assert "train-classifier" in capsys.readouterr().out
-    assert tf.main(["no-such-command"]) == 2
-    for target in tf.SUBCOMMANDS.values():
-        module, func = target.split(":")
-        if module == "clip2gan.toy.faces":
-            assert callable(getattr(tf, func))
+    assert nets.main(["no-such-command"]) == 2
+    for command in nets.SUBCOMMANDS.values():
+        assert callable(command)
+
+
+def test_public_names_of_the_world_and_its_networks():
+    # the networks live in clip2gan.toy.nets; the world module and the package still name them
+    assert tf.AttributeClassifier is AttributeClassifier is toy.AttributeClassifier
+    assert tf.ToyIdentityNet is ToyIdentityNet
+    for name in ("ATTRIBUTES", "sample_attributes", "render", "caption", "ToyFaces", "attributes_to_c"):
+        assert getattr(toy, name) is getattr(tf, name)
+    with pytest.raises(AttributeError):
+        tf.no_such_name  # noqa: B018
 
 
 # ---- shipped weights: real accuracy bars ----------------------------------------------------
@@ -258,7 +280,7 @@ def test_shipped_classifier_is_accurate_on_fresh_renders():
     # 300 renders: ~1 s; a 98% bar on 300 (240 for hair colour) still fails a classifier at <=96%
     torch.set_num_threads(1)
     net = AttributeClassifier.from_pretrained("toyfaces-classifier")
-    acc = tf.evaluate_classifier(net, n=300, seed=FRESH_SEED)
+    acc = nets.evaluate_classifier(net, n=300, seed=FRESH_SEED)
     assert min(acc.values()) >= 0.98, acc
 
 
@@ -267,7 +289,7 @@ def test_shipped_identity_net_separates_identities():
     # 200 faces x 3 renders: ~1 s
     torch.set_num_threads(1)
     net = ToyIdentityNet.from_pretrained("toyfaces-identity")
-    m = tf.evaluate_identity(net, n=200, seed=FRESH_SEED)
+    m = nets.evaluate_identity(net, n=200, seed=FRESH_SEED)
     assert m["identity_accuracy"] >= 0.95, m
     assert m["cos_same_identity"] >= m["cos_other_identity"] + 0.5, m
     assert m["verification_accuracy"] >= 0.95, m

@@ -1,9 +1,10 @@
 """The toy-faces world: procedural cartoon faces with exact attributes and captions (00_setup.ipynb).
 
 No pretrained CLIP, StyleGAN2 or face data can be downloaded where this project is built, so the
-default `toyfaces` profile (DESIGN §2) is a world the project renders itself. Every image is drawn
-from a known attribute dict, which gives exact ground truth for the whole method: a held-out
-`AttributeClassifier` scores text→image accuracy, editing accuracy and identity preservation.
+default `toyfaces` profile is a world the project renders itself. Every image is drawn from a known
+attribute dict, which gives exact ground truth for the whole method: a held-out `AttributeClassifier`
+(`clip2gan.toy.nets`, also importable from here) scores text→image accuracy, editing accuracy and
+identity preservation.
 
 Attributes (`ATTRIBUTES`, values in this order; the vocabulary of Multi-Modal CelebA-HQ captions):
 
@@ -33,25 +34,29 @@ Rendering (`render`): PIL draws at 4× the target resolution, then a 4×4 box fi
 Nuisance variation drawn from the `rng` (position, scale and aspect jitter, a shade jitter on
 every colour, three hair-shape variants per length and for bangs, shirt colour, eye spacing)
 makes faces with equal attributes differ. `RESOLUTION = 32`: StyleGAN2 training on two CPU cores
-is only feasible at 32 px (DESIGN §6), so every feature is drawn bold enough to read there.
+is only feasible at 32 px, so every feature is drawn bold enough to read there.
 
 Captions (`caption`) follow the Multi-Modal CelebA-HQ sentence style with varied wording,
 synonyms and sentence order, a random subset of at least two attributes, and a positive phrase
 for every value ("bare-headed", "clean-shaven", "natural lips").
+
+Labels, every vector form of an attribute dict in one place: `attributes_to_labels` (one value index
+per attribute, -1 where not scored; the classifier's targets), `attributes_to_c` / `sample_c` (the
+toy StyleGAN2's conditioning vector c, one one-hot block per attribute at `C_SLICES`) and
+`identity_labels` (the 264 identity classes of `IDENTITY_ATTRIBUTES`).
+
+The dataset (`ToyFaces`) renders captioned, labelled faces on the fly, deterministic per
+`(seed, index)`; `check_images` validates images for every network that reads this world.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw
-from torch import nn
 
 __all__ = [
     "ATTRIBUTES",
@@ -69,15 +74,14 @@ __all__ = [
     "value_prompt",
     "attributes_to_labels",
     "labels_to_attributes",
+    "C_SLICES",
+    "C_DIM",
+    "attributes_to_c",
+    "sample_c",
     "identity_labels",
+    "N_IDENTITIES",
     "ToyFaces",
     "check_images",
-    "AttributeClassifier",
-    "ToyIdentityNet",
-    "evaluate_classifier",
-    "evaluate_identity",
-    "SUBCOMMANDS",
-    "main",
 ]
 
 ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -604,7 +608,7 @@ def value_prompt(attr: str, value: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# Labels and the dataset
+# Labels: attribute indices, the generator's conditioning vector c, identity classes
 
 
 def attributes_to_labels(attrs: dict[str, Any]) -> torch.Tensor:
@@ -628,6 +632,62 @@ def labels_to_attributes(labels: torch.Tensor | Sequence[int]) -> dict[str, str 
             raise ValueError(f"label {v} out of range for {name} ({len(values)} values)")
         out[name] = None if v == -1 else values[v]
     return out
+
+# The generator's conditioning vector c: one one-hot block per attribute, in `ATTRIBUTES` order.
+C_SLICES: dict[str, slice] = {}
+_offset = 0
+for _name, _values in ATTRIBUTES.items():
+    C_SLICES[_name] = slice(_offset, _offset + len(_values))
+    _offset += len(_values)
+C_DIM: int = _offset  # 28 = 5+3+2+3+2+2+3+2+2+4
+del _offset, _name, _values
+
+
+def attributes_to_c(attrs_list: Sequence[dict[str, Any]]) -> torch.Tensor:
+    """Conditioning labels `c: [N, C_DIM]` (28): one one-hot block per attribute (`C_SLICES`), in
+    `ATTRIBUTES` order; a bald face's hair-colour block is all zeros (02_stylegan2_wplus.ipynb)."""
+    c = torch.zeros(len(attrs_list), C_DIM)
+    for i, attrs in enumerate(attrs_list):
+        for name, values in ATTRIBUTES.items():
+            v = attrs.get(name)
+            if v is not None:
+                c[i, C_SLICES[name].start + values.index(v)] = 1.0
+    return c
+
+
+def sample_c(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    """`n` label vectors drawn from the data distribution (`sample_attributes`): `(c [n, C_DIM], attrs)`
+    (02_stylegan2_wplus.ipynb)."""
+    attrs = [sample_attributes(rng) for _ in range(n)]
+    return attributes_to_c(attrs), attrs
+
+
+# Identity classes: the attributes a face-recognition network should see as "who" (the toy
+# identity net and the identity loss), all others being changeable by an edit.
+IDENTITY_ATTRIBUTES: tuple[str, ...] = ("skin", "hair_color", "hair_length", "beard", "background")
+
+
+def identity_labels(attrs: dict[str, Any]) -> int:
+    """The identity class of a face: its skin, hair (colour × length, bald one class), beard and background.
+
+    264 classes = 3 skins × 11 hair styles × 2 beards × 4 backgrounds (00_setup.ipynb).
+    """
+    hair = 0 if attrs["hair_length"] == "bald" else 1 + ATTRIBUTES["hair_color"].index(attrs["hair_color"]) * 2 + (
+        attrs["hair_length"] == "long")
+    idx = ATTRIBUTES["skin"].index(attrs["skin"])
+    idx = idx * 11 + hair
+    idx = idx * 2 + ATTRIBUTES["beard"].index(attrs["beard"])
+    idx = idx * 4 + ATTRIBUTES["background"].index(attrs["background"])
+    return idx
+
+
+N_IDENTITIES = 3 * 11 * 2 * 4
+
+
+# ----------------------------------------------------------------------------------------------
+# The dataset
+
+EVAL_SEED = 1_000_003  # held-out renders: no training stream uses this seed
 
 
 class ToyFaces(torch.utils.data.Dataset):
@@ -690,10 +750,7 @@ def render_labeled_batch(
 
 
 # ----------------------------------------------------------------------------------------------
-# Evaluation networks: the attribute classifier and the toy identity network
-
-EVAL_SEED = 1_000_003  # held-out renders: no training stream uses this seed
-IDENTITY_ATTRIBUTES: tuple[str, ...] = ("skin", "hair_color", "hair_length", "beard", "background")
+# Image checks (for every network that reads the world's images)
 
 
 def check_images(images: Any, resolution: int = RESOLUTION, name: str = "images") -> torch.Tensor:
@@ -731,472 +788,14 @@ def check_images(images: Any, resolution: int = RESOLUTION, name: str = "images"
     return images.float().clamp(-1.0, 1.0)
 
 
-class _ConvTrunk(nn.Module):
-    """3×3 conv/BN/ReLU stages 32→64→128→256 channels (stride 2 between), global average pool,
-    then a `feature_dim` fully connected layer. ~0.65 M parameters at the defaults."""
+# The networks that read the world live in clip2gan.toy.nets, which imports this module; they stay
+# reachable here (resolved on first use, which avoids that import cycle).
+_FROM_NETS = ("AttributeClassifier", "ToyIdentityNet")
 
-    def __init__(self, widths: Sequence[int] = (32, 64, 128, 256), feature_dim: int = 256):
-        super().__init__()
-        layers: list[nn.Module] = []
-        c_in = 3
-        for i, c in enumerate(widths):
-            stride = 1 if i == 0 else 2
-            layers += [nn.Conv2d(c_in, c, 3, stride, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
-            if 0 < i < len(widths) - 1:
-                layers += [nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
-            c_in = c
-        self.convs = nn.Sequential(*layers)
-        self.fc = nn.Linear(c_in, feature_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.convs(x)  # [N, C, R/8, R/8]
-        return F.relu(self.fc(x.mean(dim=(2, 3))))  # [N, feature_dim]
+def __getattr__(name: str) -> Any:
+    if name in _FROM_NETS:
+        from clip2gan.toy import nets
 
-
-class _WorldNet(nn.Module):
-    """Shared loading, validation and batching for the toy world's evaluation networks."""
-
-    artifact_name = ""
-
-    def __init__(self, resolution: int = RESOLUTION, widths: Sequence[int] = (32, 64, 128, 256), feature_dim: int = 256):
-        super().__init__()
-        self.config = {"resolution": int(resolution), "widths": [int(c) for c in widths], "feature_dim": int(feature_dim)}
-        self.resolution = int(resolution)
-        self.trunk = _ConvTrunk(widths, feature_dim)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    def _batched(self, images: torch.Tensor, fn, batch_size: int = 512):
-        images = check_images(images, self.resolution)
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                outs = [fn(images[i:i + batch_size].to(self.device)) for i in range(0, len(images), batch_size)]
-        finally:
-            self.train(was_training)
-        return outs
-
-    def features(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        """Penultimate features `[N, feature_dim]` on the CPU (e.g. for a Fréchet distance in toy
-        feature space; 00_setup.ipynb). No gradients; inputs are validated with `check_images`."""
-        outs = self._batched(images, lambda x: self.trunk(x).cpu(), batch_size)
-        return torch.cat(outs) if outs else torch.empty(0, self.config["feature_dim"])
-
-    @classmethod
-    def from_pretrained(cls, path_or_name: str | None = None, device: str | torch.device = "cpu"):
-        """Load weights by artefact name (`clip2gan.hub.resolve`: data/, env var, cache) or file path,
-        in eval mode on `device` (00_setup.ipynb). `model.meta` holds the file's config (the command
-        that trained it, its measured metrics)."""
-        from clip2gan.checkpoint import load_safetensors
-        from clip2gan.hub import resolve
-
-        path = resolve(path_or_name or cls.artifact_name)
-        state, config = load_safetensors(path)
-        arch = config.get("arch", {})
-        if config.get("class") not in (None, cls.__name__):
-            raise ValueError(f"{path} holds a {config.get('class')}, not a {cls.__name__}")
-        model = cls(**arch)
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-        model.meta = config
-        return model.to(device).eval()
-
-
-class AttributeClassifier(_WorldNet):
-    """A small CNN (~0.65 M parameters) with one head per attribute: the toy world's judge (00_setup.ipynb).
-
-    An evaluation instrument only: it scores text→image accuracy, editing accuracy and sample
-    quality, so it must never be a training loss for the models it judges. Input: `[N, 3, 32, 32]`
-    in [-1, 1]. Trained on renders with blur and noise augmentation so that slightly soft
-    generator samples are still read (`python -m clip2gan.toy.faces train-classifier`).
-    """
-
-    artifact_name = "toyfaces-classifier"
-
-    def __init__(self, resolution: int = RESOLUTION, widths: Sequence[int] = (32, 64, 128, 256), feature_dim: int = 256):
-        super().__init__(resolution, widths, feature_dim)
-        self.heads = nn.ModuleDict({a: nn.Linear(feature_dim, len(v)) for a, v in ATTRIBUTES.items()})
-
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Logits per attribute, `{name: [N, n_values]}` (no input validation: the training path)."""
-        f = self.trunk(images)
-        return {a: head(f) for a, head in self.heads.items()}
-
-    def predict_proba(self, images: torch.Tensor, batch_size: int = 512) -> dict[str, torch.Tensor]:
-        """`{attribute: [N, n_values]}` probabilities, columns in `ATTRIBUTES` order."""
-        outs = self._batched(images, lambda x: {a: l.softmax(-1).cpu() for a, l in self(x).items()}, batch_size)
-        return {a: torch.cat([o[a] for o in outs]) if outs else torch.empty(0, len(v)) for a, v in ATTRIBUTES.items()}
-
-    def predict(self, images: torch.Tensor, batch_size: int = 512) -> list[dict[str, str | None]]:
-        """The most likely attribute dict per image; a face read as bald gets `hair_color=None`."""
-        proba = self.predict_proba(images, batch_size)
-        idx = {a: p.argmax(-1).tolist() for a, p in proba.items()}
-        n = len(next(iter(proba.values())))
-        out = []
-        for i in range(n):
-            d = {a: ATTRIBUTES[a][idx[a][i]] for a in ATTRIBUTES}
-            if d["hair_length"] == "bald":
-                d["hair_color"] = None
-            out.append(d)
-        return out
-
-
-def identity_labels(attrs: dict[str, Any]) -> int:
-    """The identity class of a face: its skin, hair (colour × length, bald one class), beard and background.
-
-    264 classes = 3 skins × 11 hair styles × 2 beards × 4 backgrounds (00_setup.ipynb).
-    """
-    hair = 0 if attrs["hair_length"] == "bald" else 1 + ATTRIBUTES["hair_color"].index(attrs["hair_color"]) * 2 + (
-        attrs["hair_length"] == "long")
-    idx = ATTRIBUTES["skin"].index(attrs["skin"])
-    idx = idx * 11 + hair
-    idx = idx * 2 + ATTRIBUTES["beard"].index(attrs["beard"])
-    idx = idx * 4 + ATTRIBUTES["background"].index(attrs["background"])
-    return idx
-
-
-N_IDENTITIES = 3 * 11 * 2 * 4
-
-
-class ToyIdentityNet(_WorldNet):
-    """The toy world's stand-in for ArcFace: L2-normalised embeddings that agree for faces with equal
-    identity attributes (skin, hair colour and length, beard, background) whatever their expression,
-    glasses, hat, lipstick, bangs or pose (00_setup.ipynb; used by the identity loss L_id).
-
-    Trained as a CosFace-style normalised classifier over the 264 identity classes
-    (`python -m clip2gan.toy.faces train-identity`). `forward(images) -> [N, embed_dim]`, unit norm,
-    differentiable (the loss back-propagates through it); `embed` is the validated, no-grad form.
-    """
-
-    artifact_name = "toyfaces-identity"
-
-    def __init__(self, resolution: int = RESOLUTION, widths: Sequence[int] = (32, 64, 128, 256), feature_dim: int = 256,
-                 embed_dim: int = 128):
-        super().__init__(resolution, widths, feature_dim)
-        self.config["embed_dim"] = int(embed_dim)
-        self.embed_head = nn.Linear(feature_dim, embed_dim)
-        self.class_centers = nn.Parameter(torch.randn(N_IDENTITIES, embed_dim) * 0.1)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.embed_head(self.trunk(images)), dim=-1)  # [N, embed_dim]
-
-    def embed(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        """Validated, no-grad embeddings `[N, embed_dim]` with unit norm, on the CPU."""
-        outs = self._batched(images, lambda x: self(x).cpu(), batch_size)
-        return torch.cat(outs) if outs else torch.empty(0, self.config["embed_dim"])
-
-    def cosine_logits(self, emb: torch.Tensor) -> torch.Tensor:
-        return emb @ F.normalize(self.class_centers, dim=-1).t()  # [N, N_IDENTITIES]
-
-
-# ----------------------------------------------------------------------------------------------
-# Evaluation
-
-
-def evaluate_classifier(model: AttributeClassifier, n: int = 2000, seed: int = EVAL_SEED,
-                        batch_size: int = 500) -> dict[str, float]:
-    """Per-attribute accuracy on `n` held-out renders `ToyFaces(n, seed)` (00_setup.ipynb).
-
-    Hair colour is scored on faces with hair only (a bald face has none).
-    """
-    data = ToyFaces(n, seed=seed, resolution=model.resolution)
-    correct = torch.zeros(len(ATTRIBUTES))
-    count = torch.zeros(len(ATTRIBUTES))
-    for start in range(0, n, batch_size):
-        batch = ToyFaces.collate([data[i] for i in range(start, min(n, start + batch_size))])
-        proba = model.predict_proba(batch["image"])
-        pred = torch.stack([proba[a].argmax(-1) for a in ATTRIBUTES], 1)
-        valid = batch["label"] >= 0
-        correct += ((pred == batch["label"]) & valid).sum(0).float()
-        count += valid.sum(0).float()
-    return {a: round(float(c / max(k, 1)), 5) for a, c, k in zip(ATTRIBUTES, correct, count)}
-
-
-def _identity_edit_pairs(n: int, seed: int, resolution: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Faces and their edits: one non-identity attribute changed (same identity) or one identity
-    attribute changed (different identity), with the same nuisance draws."""
-    a_img, same_img, diff_img = [], [], []
-    base_labels = []
-    non_identity = [a for a in ATTRIBUTES if a not in IDENTITY_ATTRIBUTES and a != "bangs"]
-    for i in range(n):
-        rng = np.random.default_rng([seed, i])
-        attrs = sample_attributes(rng)
-        nuisance = int(rng.integers(2**31))
-        same = dict(attrs)
-        name = non_identity[int(rng.integers(len(non_identity)))]
-        same[name] = _pick(rng, [v for v in ATTRIBUTES[name] if v != attrs[name]])
-        diff = dict(attrs)
-        name = _pick(rng, ("skin", "hair_color", "beard", "background"))
-        if name == "hair_color" and attrs["hair_length"] == "bald":
-            name = "skin"
-        diff[name] = _pick(rng, [v for v in ATTRIBUTES[name] if v != attrs[name]])
-        for store, a in ((a_img, attrs), (same_img, same), (diff_img, diff)):
-            store.append(render(a, resolution, np.random.default_rng(nuisance)))
-        base_labels.append(identity_labels(attrs))
-    return torch.stack(a_img), torch.stack(same_img), torch.stack(diff_img), torch.tensor(base_labels)
-
-
-def evaluate_identity(model: ToyIdentityNet, n: int = 2000, seed: int = EVAL_SEED) -> dict[str, float]:
-    """How well the toy identity net separates identities, on `n` held-out faces (00_setup.ipynb).
-
-    Returns the identity-class accuracy (nearest class centre among 264), the mean cosine between a
-    face and the same face with one non-identity attribute edited (expression, glasses, hat,
-    lipstick: should be high) or with one identity attribute edited (should be low), and the
-    verification accuracy of the threshold 0.5 on those pairs.
-    """
-    base, same, diff, labels = _identity_edit_pairs(n, seed, model.resolution)
-    e0, e1, e2 = model.embed(base), model.embed(same), model.embed(diff)
-    with torch.no_grad():
-        acc = (model.cosine_logits(e0).argmax(-1) == labels).float().mean()
-    cos_same, cos_diff = (e0 * e1).sum(-1), (e0 * e2).sum(-1)
-    verification = torch.cat([cos_same > 0.5, cos_diff <= 0.5]).float().mean()
-    return {"identity_accuracy": round(float(acc), 5), "cos_same_identity": round(float(cos_same.mean()), 4),
-            "cos_other_identity": round(float(cos_diff.mean()), 4), "verification_accuracy": round(float(verification), 5)}
-
-
-# ----------------------------------------------------------------------------------------------
-# Training (resumable; `python -m clip2gan.toy.faces train-classifier | train-identity`)
-
-_STREAM_TAG = {"classifier": 7919, "identity": 7927}  # training streams never collide with ToyFaces(seed)
-
-
-def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Blur a third of the batch (σ 0.4-1 px) and add pixel noise to half, so the networks also read
-    the softer images a generator makes. Colours are left alone: they carry attributes."""
-    n = len(x)
-    sigma = 0.4 + 0.6 * float(torch.rand((), generator=gen))
-    t = torch.arange(-1, 2, dtype=torch.float32)
-    k1 = torch.exp(-t**2 / (2 * sigma**2))
-    k1 = k1 / k1.sum()
-    kernel = (k1[:, None] * k1[None, :]).expand(3, 1, 3, 3)
-    blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=3)
-    pick = (torch.rand(n, 1, 1, 1, generator=gen) < 0.33).float()
-    x = pick * blurred + (1 - pick) * x
-    noisy = (torch.rand(n, 1, 1, 1, generator=gen) < 0.5).float()
-    std = 0.05 * torch.rand(n, 1, 1, 1, generator=gen)
-    return (x + noisy * std * torch.randn(x.shape, generator=gen)).clamp(-1, 1)
-
-
-def _optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    sd = opt.state_dict()
-    tensors, scalars = {}, {}
-    for idx, st in sd["state"].items():
-        for k, v in st.items():
-            if isinstance(v, torch.Tensor):
-                tensors[f"optimizer.{idx}.{k}"] = v
-            else:
-                scalars[f"{idx}.{k}"] = v
-    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
-    return tensors, {"param_groups": groups, "scalars": scalars}
-
-
-def _optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for key, v in tensors.items():
-        _, idx, k = key.split(".", 2)
-        state.setdefault(int(idx), {})[k] = v
-    for key, v in meta["scalars"].items():
-        idx, k = key.split(".", 1)
-        state.setdefault(int(idx), {})[k] = v
-    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in meta["param_groups"]]
-    opt.load_state_dict({"state": state, "param_groups": groups})
-
-
-def _train(kind: str, args) -> dict[str, Any]:
-    """The shared loop: fresh renders every step, Adam with warm-up and cosine decay, periodic atomic
-    training-state checkpoints (resume with --resume), then half-precision weights + eval."""
-    import time
-
-    from tqdm.auto import tqdm
-
-    from clip2gan.checkpoint import load_safetensors, save_safetensors
-
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    state_path = Path(args.state) if args.state else Path("runs") / out.stem / "train-state.safetensors"
-    torch.manual_seed(args.seed)  # initial weights; batches come from per-step generators below
-    model: _WorldNet = AttributeClassifier() if kind == "classifier" else ToyIdentityNet()
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999))
-    step, seconds = 0, 0.0
-    if args.resume and state_path.is_file():
-        tensors, cfg = load_safetensors(state_path)
-        if cfg.get("kind") != kind or cfg.get("steps") != args.steps or cfg.get("batch") != args.batch:
-            raise SystemExit(f"{state_path} was written by another run ({cfg.get('kind')}, steps={cfg.get('steps')}, "
-                             f"batch={cfg.get('batch')}); delete it or use the same settings")
-        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-        _optimizer_from_tensors(opt, {k: v for k, v in tensors.items() if k.startswith("optimizer.")}, cfg["optimizer"])
-        step, seconds = int(cfg["step"]), float(cfg["train_seconds"])
-        print(f"resumed {state_path} at step {step} ({seconds:.0f} s trained)")
-
-    def save_state():
-        opt_t, opt_meta = _optimizer_to_tensors(opt)
-        tensors = {**{f"model.{k}": v for k, v in model.state_dict().items()}, **opt_t}
-        save_safetensors(tensors, state_path, {"kind": kind, "step": step, "steps": args.steps, "batch": args.batch,
-                                               "train_seconds": seconds, "optimizer": opt_meta}, write_json=False)
-
-    warmup = min(200, args.steps // 10)
-
-    def lr_at(s: int) -> float:
-        if s < warmup:
-            return args.lr * (s + 1) / warmup
-        return args.lr * 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, args.steps - warmup)))
-
-    model.train()
-    start_step = step
-    bar = tqdm(total=args.steps, initial=step, desc=f"train-{kind}", unit="step", dynamic_ncols=True)
-    last_save = time.time()
-    while step < args.steps:
-        t0 = time.time()
-        rng = np.random.default_rng([args.seed, _STREAM_TAG[kind], step])
-        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        images, labels, attrs = render_labeled_batch(args.batch, rng)
-        images = _augment(images, gen)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
-        if kind == "classifier":
-            logits = model(images)
-            losses = [F.cross_entropy(logits[a], labels[:, j], ignore_index=-1) for j, a in enumerate(ATTRIBUTES)]
-            loss = torch.stack(losses).sum()
-        else:
-            target = torch.tensor([identity_labels(a) for a in attrs])
-            cos = model.cosine_logits(model(images))
-            margin = F.one_hot(target, N_IDENTITIES).float() * 0.25
-            loss = F.cross_entropy(16.0 * (cos - margin), target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        seconds += time.time() - t0
-        bar.update(1)
-        if step % 25 == 0:
-            bar.set_postfix(loss=f"{float(loss):.4f}", lr=f"{lr_at(step):.2e}")
-        stop = args.stop_after is not None and step - start_step >= args.stop_after
-        if step == args.steps or stop or time.time() - last_save > args.save_every:
-            save_state()
-            last_save = time.time()
-        if stop and step < args.steps:
-            bar.close()
-            print(f"stopped at step {step} of {args.steps}; continue with --resume ({state_path})")
-            return {}
-    bar.close()
-
-    model.eval()
-    if kind == "classifier":
-        metrics = {"heldout_accuracy": evaluate_classifier(model, n=args.eval_n)}
-    else:
-        metrics = evaluate_identity(model, n=args.eval_n)
-    command = (f"python -m clip2gan.toy.faces train-{kind} --out {args.out} --steps {args.steps} --batch {args.batch} "
-               f"--lr {args.lr} --seed {args.seed} --threads {args.threads}")
-    config = {"class": type(model).__name__, "arch": model.config, "command": command,
-              "train": {"steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
-                        "threads": args.threads, "train_seconds": round(seconds, 1)},
-              "metrics": metrics, "eval": {"n": args.eval_n, "seed": EVAL_SEED}}
-    save_safetensors(model.state_dict(), out, config, half=not args.fp32)
-    print(json.dumps(metrics, indent=2))
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) after {seconds:.0f} s of training")
-    if args.manifest:
-        from clip2gan.hub import write_manifest_entry
-
-        write_manifest_entry(out, command, train_seconds=round(seconds, 1), metrics=metrics,
-                             eval={"n": args.eval_n, "seed": EVAL_SEED},
-                             device=f"CPU, {args.threads} thread(s), torch {torch.__version__}")
-        print("recorded in data/MANIFEST.json")
-    return metrics
-
-
-def _train_parser(kind: str, default_steps: int):
-    import argparse
-
-    p = argparse.ArgumentParser(prog=f"python -m clip2gan.toy.faces train-{kind}",
-                                description=f"Train the toy world's {kind} network on fresh renders.")
-    p.add_argument("--out", default=f"data/toyfaces-{kind}.safetensors", help="weights to write (+ .json)")
-    p.add_argument("--steps", type=int, default=default_steps)
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1: leave the other cores free)")
-    p.add_argument("--state", default=None, help="training-state checkpoint (default runs/<out stem>/train-state.safetensors)")
-    p.add_argument("--resume", action="store_true", help="continue from the training-state checkpoint if present")
-    p.add_argument("--save-every", type=float, default=60.0, help="seconds between training-state checkpoints")
-    p.add_argument("--stop-after", type=int, default=None,
-                   help="stop (saving the training state) after this many steps of this invocation")
-    p.add_argument("--eval-n", type=int, default=2000, help="held-out renders for the final evaluation")
-    p.add_argument("--fp32", action="store_true", help="store float32 weights (default float16)")
-    p.add_argument("--manifest", action="store_true", help="record the result in data/MANIFEST.json")
-    return p
-
-
-def _cmd_train_classifier(argv: list[str]) -> int:
-    _train("classifier", _train_parser("classifier", 1600).parse_args(argv))
-    return 0
-
-
-def _cmd_train_identity(argv: list[str]) -> int:
-    _train("identity", _train_parser("identity", 1600).parse_args(argv))
-    return 0
-
-
-def _cmd_eval(kind: str, argv: list[str]) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog=f"python -m clip2gan.toy.faces eval-{kind}",
-                                description=f"Evaluate the toy world's {kind} network on held-out renders.")
-    p.add_argument("--weights", default=f"toyfaces-{kind}", help="artefact name or path")
-    p.add_argument("--n", type=int, default=2000)
-    p.add_argument("--seed", type=int, default=EVAL_SEED)
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    if kind == "classifier":
-        metrics = evaluate_classifier(AttributeClassifier.from_pretrained(args.weights), n=args.n, seed=args.seed)
-        width = max(map(len, metrics))
-        for name, acc in metrics.items():
-            print(f"{name:<{width}}  {100 * acc:6.2f}%")
-        print(f"{'minimum':<{width}}  {100 * min(metrics.values()):6.2f}%   ({args.n} renders, seed {args.seed})")
-    else:
-        metrics = evaluate_identity(ToyIdentityNet.from_pretrained(args.weights), n=args.n, seed=args.seed)
-        for name, v in metrics.items():
-            print(f"{name:<22} {v}")
-    return 0
-
-
-# Subcommands of `python -m clip2gan.toy.faces`: name -> "module:function", the function taking the
-# remaining argv and returning an exit code. Other modules add their own entries (train-clip,
-# train-stylegan2) here; they are imported only when called.
-SUBCOMMANDS: dict[str, str] = {
-    "train-classifier": "clip2gan.toy.faces:_cmd_train_classifier",
-    "eval-classifier": "clip2gan.toy.faces:_cmd_eval_classifier",
-    "train-identity": "clip2gan.toy.faces:_cmd_train_identity",
-    "eval-identity": "clip2gan.toy.faces:_cmd_eval_identity",
-}
-
-
-def _cmd_eval_classifier(argv: list[str]) -> int:
-    return _cmd_eval("classifier", argv)
-
-
-def _cmd_eval_identity(argv: list[str]) -> int:
-    return _cmd_eval("identity", argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m clip2gan.toy.faces <subcommand> [options]` (00_setup.ipynb)."""
-    import importlib
-    import sys
-
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in SUBCOMMANDS:
-        print("usage: python -m clip2gan.toy.faces {" + ",".join(SUBCOMMANDS) + "} [options]")
-        print("  each subcommand takes --help")
-        if argv and argv[0] not in ("-h", "--help"):
-            print(f"unknown subcommand {argv[0]!r}")
-            return 2
-        return 0
-    module, func = SUBCOMMANDS[argv[0]].split(":")
-    return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        return getattr(nets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
