@@ -375,7 +375,8 @@ def _describe(data: Any) -> str:
     if isinstance(data, (list, tuple)):
         kinds = sorted({type(v).__name__ for v in data})
         return f"a {type(data).__name__} of {len(data)} items ({', '.join(kinds) or 'empty'})"
-    return f"a {type(data).__name__}"
+    name = type(data).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def _networks(data: Any, device: Union[str, torch.device]) -> dict[str, Any]:
