@@ -15,7 +15,11 @@ import shutil
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+from clip2gan.cli import add_config_args, config_from_args, option
+from clip2gan.profiles import PROFILES
 
 __all__ = ["APP_NOTEBOOK", "voila_command", "free_port", "main"]
 
@@ -47,12 +51,19 @@ def app_environment(profile: str, model: str | None, prompt: str | None = None) 
     return env
 
 
+@dataclass
+class AppConfig:
+    """The flags of `python -m clip2gan.app`."""
+
+    profile: str = option("toyfaces", "the world whose model the app loads", choices=tuple(PROFILES))
+    model: str | None = option(None, "a mapping checkpoint or training run folder (default: the profile's shipped M)")
+    port: int = option(8866, "port of the Voila server on 127.0.0.1")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """`python -m clip2gan.app`: serve the editing app (Voila) on 127.0.0.1."""
     parser = argparse.ArgumentParser(prog="python -m clip2gan.app", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", default="toyfaces")
-    parser.add_argument("--model", default=None, help="a mapping checkpoint or training run folder (default: shipped)")
-    parser.add_argument("--port", type=int, default=8866)
-    args = parser.parse_args(argv)
+    args = config_from_args(AppConfig, add_config_args(parser, AppConfig).parse_args(argv))
     if not APP_NOTEBOOK.is_file():
         print(f"error: the app notebook {APP_NOTEBOOK} is missing", file=sys.stderr)
         return 1

@@ -24,14 +24,8 @@ Where the weights come from (`ClipEncoder.from_profile`):
   `HF_HUB_OFFLINE=1` only the cache is consulted. Missing weights raise `clip2gan.hub.WeightsNotFound`
   naming the repository, file, cache folder and variables, never a stack trace from huggingface_hub.
 
-The modality gap (DESIGN §1, ambiguity 4): CLIP's image and text features lie in two different
-cones of the sphere. `modality_gap` measures it; `recentre` moves text features onto the image
-features' centre (renormalised) so that a mapping network trained on image features sees inputs
-from the region it was trained on; `nearest_image_features` goes further and replaces a text
-feature by the (softmax-weighted) mean of its k nearest *image* features from a bank of training
-images, so M only ever receives inputs from the manifold it was trained on (the retrieval idea of
-kNN-Diffusion, Sheynin et al. 2022; the bank holds image features only, so training stays
-text-free). The paper does neither; both are options, compared in notebooks 01, 06 and 08.
+The modality gap between these image and text features, and the project's bridges across it, are
+in `clip2gan.modality_gap`.
 """
 
 from __future__ import annotations
@@ -44,7 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clip2gan.hub import PROFILES, WeightsNotFound
+from clip2gan.hub import WeightsNotFound
+from clip2gan.profiles import get_profile
+from clip2gan.toy import clip as toyclip
 
 __all__ = [
     "ClipEncoder",
@@ -52,9 +48,6 @@ __all__ = [
     "PAPER_CLIP_MODELS",
     "differentiable_preprocess",
     "check_prompts",
-    "modality_gap",
-    "recentre",
-    "nearest_image_features",
 ]
 
 # The two CLIPs of the paper's Table 3 (open_clip names; OpenAI weights need the -quickgelu variants).
@@ -344,27 +337,22 @@ class ClipEncoder(nn.Module):
         return cls(model, tokenizer, frozen=frozen, name=f"{name}/{pretrained}" if pretrained else name)
 
     @classmethod
-    def from_profile(cls, profile: str = "toyfaces", device: str | torch.device = "cpu",
+    def from_profile(cls, profile: str = "toyfaces", device: str | torch.device = "cpu", clip: str | None = None,
                      clip_model: str | None = None, pretrained: str | None = None, **kwargs: Any) -> "ClipEncoder":
         """The CLIP of a world (01_clip_embedding.ipynb).
 
-        'toyfaces': the project's small CLIP (`clip2gan.toy.clip.load('toyfaces-clip')`).
-        'ffhq', 'afhqcat', 'afhqdog', 'lsunchurch': `ViT-B-16-quickgelu` with OpenAI weights, or the
-        model given by `clip_model` (e.g. 'ViT-B-32-quickgelu', Table 3) and tag `pretrained`.
+        A world whose CLIP was trained by this project ('toyfaces') loads it with `clip2gan.toy.clip.load`
+        (`clip`: another checkpoint, path or hub name). The paper's worlds use open_clip:
+        `ViT-B-16-quickgelu` with OpenAI weights, or the model given by `clip_model` (e.g.
+        'ViT-B-32-quickgelu', Table 3) and tag or checkpoint `pretrained`.
         """
-        if profile == "toyfaces" and clip_model is None:
-            from clip2gan.toy import clip as toyclip
-
-            loaded = toyclip.load("toyfaces-clip")
-            model, tokenizer = loaded[0], loaded[1]
-            model = model.to(device)
-            return cls(model, tokenizer, name="toyfaces-clip", **kwargs)
-        if profile not in PROFILES:
-            raise ValueError(f"unknown profile {profile!r}; known: {sorted(PROFILES)}")
-        default = PROFILES[profile].get("clip", "ViT-B-16-quickgelu/openai")
-        default_name, _, default_tag = default.partition("/")
-        name = clip_model or default_name
-        tag = pretrained if pretrained is not None else (default_tag or "openai")
+        record = get_profile(profile)
+        if record.toy_clip and clip_model is None:
+            name = str(clip or record.clip)
+            model, tokenizer = toyclip.load(name, device=device)[:2]
+            return cls(model.to(device), tokenizer, name=name, **kwargs)
+        name = clip_model or record.clip_model
+        tag = pretrained if pretrained is not None else (record.clip_tag or "openai")
         return cls.from_open_clip(name, tag, device=device, **kwargs)
 
 
@@ -441,69 +429,3 @@ def _resolve_open_clip_weights(name: str, tag: str, cfg: Mapping[str, Any], cach
         f"open_clip.create_model('{name}', pretrained='{tag}')\" and copy the cache here, or pass "
         "pretrained='/path/to/checkpoint' (unset HF_HUB_OFFLINE to allow a download).")
     raise WeightsNotFound("\n".join(lines))
-
-
-# ---------------------------------------------------------------------------------------------
-# The modality gap (ambiguity 4)
-
-
-def modality_gap(f_img: torch.Tensor, f_text: torch.Tensor) -> dict[str, float]:
-    """How far apart CLIP's image and text cones are (01_clip_embedding.ipynb).
-
-    f_img: `[N, D]`, f_text: `[M, D]`, both unit norm. Returns the distance between the two centroids
-    (`gap`, the measure of Liang et al. 2022), the cosine between the centroids' directions, and the
-    mean cosine of each set to its own centroid direction (how narrow each cone is).
-    """
-    if f_img.ndim != 2 or f_text.ndim != 2 or f_img.shape[1] != f_text.shape[1]:
-        raise ValueError(f"expected [N, D] and [M, D], got {tuple(f_img.shape)} and {tuple(f_text.shape)}")
-    mi, mt = f_img.float().mean(0), f_text.float().mean(0)
-    di, dt = F.normalize(mi, dim=0), F.normalize(mt, dim=0)
-    return {
-        "gap": float((mi - mt).norm()),
-        "centroid_cosine": float(di @ dt),
-        "image_cone_cosine": float((F.normalize(f_img.float(), dim=-1) @ di).mean()),
-        "text_cone_cosine": float((F.normalize(f_text.float(), dim=-1) @ dt).mean()),
-    }
-
-
-def recentre(f_text: torch.Tensor, image_mean: torch.Tensor, text_mean: torch.Tensor) -> torch.Tensor:
-    """Move text features from the text cone to the image cone, then renormalise (01_clip_embedding.ipynb).
-
-    f_text: `[N, D]`; image_mean, text_mean: `[D]`, the mean (not normalised) image and text
-    features of the training world. Returns `normalize(f_text - text_mean + image_mean)`: the mapping
-    network, trained on image features only, then receives inputs centred where it was trained.
-    An option beside the paper's noise (DESIGN ambiguity 4), not part of the paper.
-    """
-    if f_text.ndim != 2:
-        raise ValueError(f"f_text must be [N, D], got {tuple(f_text.shape)}")
-    d = f_text.shape[1]
-    if tuple(image_mean.shape) != (d,) or tuple(text_mean.shape) != (d,):
-        raise ValueError(f"image_mean and text_mean must be [{d}], got {tuple(image_mean.shape)}, {tuple(text_mean.shape)}")
-    shifted = f_text - text_mean.to(f_text) + image_mean.to(f_text)
-    return F.normalize(shifted, dim=-1)
-
-
-def nearest_image_features(f_text: torch.Tensor, bank: torch.Tensor, k: int = 16, temperature: float = 0.01) -> torch.Tensor:
-    """Replace each text feature by the mean of its k nearest image features (06_generation.ipynb).
-
-    f_text: `[N, D]` (unit norm); bank: `[B, D]`, CLIP image features of training images (unit norm;
-    `clip2gan.train.feature_bank`). Each row of f_text picks its k most similar bank rows (cosine),
-    weights them by softmax(similarity / temperature) and the weighted mean, renormalised, is
-    returned `[N, D]`. Small temperatures approach the single nearest image (temperature → 0),
-    large ones the plain mean of the k neighbours. The result lies among the image features M was
-    trained on, on the far side of the modality gap from f_text. Noise added to f_text *before*
-    this step (as `clip2gan.generate` does) picks other neighbours: the diversity of generation.
-    """
-    if f_text.ndim != 2 or bank.ndim != 2 or f_text.shape[1] != bank.shape[1]:
-        raise ValueError(f"expected f_text [N, D] and bank [B, D], got {tuple(f_text.shape)} and {tuple(bank.shape)}")
-    if bank.shape[0] == 0:
-        raise ValueError("the feature bank is empty: build one with clip2gan.train.feature_bank")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
-    bank = bank.to(device=f_text.device, dtype=torch.float32)
-    sim = F.normalize(f_text.float(), dim=-1) @ bank.T  # [N, B]
-    top, idx = sim.topk(min(k, bank.shape[0]), dim=1)  # [N, k]
-    weights = torch.softmax(top / temperature, dim=1)
-    return F.normalize((weights[..., None] * bank[idx]).sum(1), dim=-1).to(f_text.dtype)

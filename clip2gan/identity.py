@@ -26,6 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from clip2gan.hub import resolve
+from clip2gan.profiles import get_profile
+from clip2gan.toy.faces import ToyIdentityNet
+
 __all__ = [
     "SEModule",
     "BottleneckIRSE",
@@ -36,12 +40,10 @@ __all__ = [
     "load_arcface",
     "ToyIdentity",
     "identity_net_for",
-    "NO_IDENTITY_PROFILES",
 ]
 
 # (in_channels, depth, units) of the four stages of IR-SE50; the first unit of each stage has stride 2.
 IR_SE50_STAGES = ((64, 64, 3), (64, 128, 4), (128, 256, 14), (256, 512, 3))
-NO_IDENTITY_PROFILES = ("afhqcat", "afhqdog", "lsunchurch")
 
 # pSp's crop of an FFHQ-aligned 256 px face: rows 35:223, columns 32:220 (a 188 px square).
 _CROP_256 = (35, 223, 32, 220)
@@ -191,8 +193,6 @@ def load_arcface(path_or_name: str | os.PathLike = "arcface-ir-se50", device: st
     `CLIP2GAN_ARCFACE_IR_SE50` → `data/` → cache; `WeightsNotFound` says how to get the file).
     The file is read with `torch.load(weights_only=True)`, which refuses to run pickled code.
     """
-    from clip2gan.hub import resolve
-
     path = resolve(path_or_name)
     state = torch.load(path, map_location="cpu", weights_only=True)
     backbone = IRSE50()
@@ -234,25 +234,20 @@ class ToyIdentity(nn.Module):
     @classmethod
     def from_pretrained(cls, path_or_name: str = "toyfaces-identity", device: str | torch.device = "cpu") -> "ToyIdentity":
         """Load the shipped toy identity net (`ToyIdentityNet.from_pretrained`)."""
-        try:
-            from clip2gan.toy.faces import ToyIdentityNet
-        except ImportError as err:  # pragma: no cover - depends on the toy world's module
-            raise NotImplementedError(
-                "clip2gan.toy.faces.ToyIdentityNet is not available; the toy identity loss needs it") from err
         return cls(ToyIdentityNet.from_pretrained(path_or_name, device=device))
 
 
 def identity_net_for(profile: str, device: str | torch.device = "cpu") -> nn.Module | None:
     """The identity network of a world, or None where the paper drops L_id (04_losses.ipynb).
 
-    'toyfaces' -> `ToyIdentity` (shipped weights), 'ffhq' -> `ArcFaceIdentity` (needs
-    `model_ir_se50.pth`), 'afhqcat' / 'afhqdog' / 'lsunchurch' -> None. Missing weights raise
-    `clip2gan.hub.WeightsNotFound`.
+    The profile record says which (`clip2gan.profiles`): 'toyfaces' -> `ToyIdentity` (shipped
+    weights), 'ffhq' -> `ArcFaceIdentity` (needs `model_ir_se50.pth`), 'afhqcat' / 'afhqdog' /
+    'lsunchurch' -> None. Missing weights raise `clip2gan.hub.WeightsNotFound`; an unknown profile a
+    `ValueError`.
     """
-    if profile == "toyfaces":
-        return ToyIdentity.from_pretrained("toyfaces-identity", device=device)
-    if profile == "ffhq":
-        return load_arcface("arcface-ir-se50", device=device)
-    if profile in NO_IDENTITY_PROFILES:
+    record = get_profile(profile)
+    if record.identity is None:
         return None
-    raise ValueError(f"unknown profile {profile!r}; known: toyfaces, ffhq, {', '.join(NO_IDENTITY_PROFILES)}")
+    if record.identity_kind == "toy":
+        return ToyIdentity.from_pretrained(record.identity, device=device)
+    return load_arcface(record.identity, device=device)

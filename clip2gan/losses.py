@@ -59,8 +59,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clip2gan.clip_encoder import recentre  # noqa: F401  (the modality-gap option lives with the CLIP encoder)
 from clip2gan.hub import WeightsNotFound
+from clip2gan.profiles import get_profile
 
 __all__ = [
     "reconstruction_loss",
@@ -75,7 +75,6 @@ __all__ = [
     "diversity_loss",
     "LossWeights",
     "total_loss",
-    "recentre",
     "requires_grad",
 ]
 
@@ -218,9 +217,9 @@ class LPIPSLoss(nn.Module):
     @classmethod
     def for_profile(cls, profile: str, clip_encoder: nn.Module | None = None, trunk: str | None = None,
                     **kwargs: Any) -> "LPIPSLoss":
-        """The LPIPS of a world: 'clip' for toyfaces (needs `clip_encoder`), 'alex' otherwise."""
+        """The LPIPS of a world: its profile's trunk ('clip' for toyfaces, needs `clip_encoder`; 'alex' otherwise)."""
         if trunk is None:
-            trunk = "clip" if profile == "toyfaces" else "alex"
+            trunk = get_profile(profile).lpips_trunk
         return cls(trunk, clip_encoder=clip_encoder, **kwargs)
 
     def train(self, mode: bool = True) -> "LPIPSLoss":

@@ -14,11 +14,11 @@ A mapping checkpoint (`save_mapping`) stores M's weights with a JSON config that
 it was trained in (profile, CLIP, generator), so `from_checkpoint` can rebuild the rest, and a
 *feature bank*: the CLIP image features of (up to 2,048 of) the training images.
 
-Text features and the modality gap (DESIGN §1, ambiguity 4). M is trained on image features only
+Text features and the modality gap (`clip2gan.modality_gap`). M is trained on image features only
 and meets text features only at test time. `text_correction` says what happens to a text feature
 before M: None is the paper (as it is), 'recentre' shifts it from the text cone's centre to the
 image cone's, 'nearest' replaces it by the softmax-weighted mean of its nearest image features in
-the bank (`clip_encoder.nearest_image_features`). A checkpoint names its default in its config
+the bank (`clip2gan.modality_gap.nearest_image_features`). A checkpoint names its default in its config
 (`text_correction`); checkpoints written since the feature bank exists default to 'nearest' — a
 departure from the paper, made because the paper's bare rule decodes text features off the image
 manifold (toyfaces: text → image 53-77 % over training seeds against 94-96 % with 'nearest';
@@ -30,48 +30,42 @@ the paper's z + β M(C_text(t)).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from torch import nn
 
-from clip2gan import hub
+from clip2gan import hub, stylegan2
 from clip2gan.checkpoint import load_safetensors, save_safetensors
 from clip2gan.clip_encoder import ClipEncoder
+from clip2gan.edit import MODES, edit_image
+from clip2gan.generate import generate
 from clip2gan.mapping import MappingNetwork
+from clip2gan.modality_gap import (
+    BANK_KEY,
+    bank_from_state,
+    check_bank,
+    load_feature_bank,
+    nearest_image_features,
+    recentre,
+    require_bank,
+)
+from clip2gan.profiles import get_profile
+from clip2gan.runtime import pick_device
 
-__all__ = ["CLIP2GAN", "WorldMismatchWarning", "world_fingerprint", "check_world", "build_clip", "load_generator_for_profile", "save_mapping", "load_mapping", "load_feature_bank", "attach_feature_bank", "MAPPING_FORMAT", "TEXT_CORRECTIONS"]
+__all__ = ["CLIP2GAN", "WorldMismatchWarning", "world_fingerprint", "check_world", "build_clip",
+           "load_generator_for_profile", "save_mapping", "load_mapping", "attach_feature_bank", "MAPPING_FORMAT",
+           "TEXT_CORRECTIONS"]
 
 MAPPING_FORMAT = "clip2gan.mapping"
 TEXT_CORRECTIONS = (None, "recentre", "nearest")
-_BANK_KEY = "feature_bank"  # the bank's tensor in a mapping file, beside M's state dict
-_BANK_HELP = ("needs a feature bank (CLIP image features of training images): load a checkpoint that has one, pass "
-              "feature_bank=clip2gan.train.feature_bank(clip, images), or add one to a mapping file with "
-              "`python -m clip2gan.train --add-feature-bank PATH`")
-
-
-def _require_bank(bank: torch.Tensor | None, what: str) -> None:
-    if bank is None or len(bank) == 0:
-        raise ValueError(f"{what} {_BANK_HELP}")
-
-_PROFILE_GENERATORS = {
-    "toyfaces": "toyfaces-stylegan2",
-    "ffhq": "stylegan2-ffhq-1024",
-    "afhqcat": "stylegan2-afhqcat",
-    "afhqdog": "stylegan2-afhqdog",
-    "lsunchurch": "stylegan2-lsunchurch",
-}
 
 
 def load_generator_for_profile(profile: str, device: str | torch.device = "cpu", generator: str | None = None):
     """The frozen StyleGAN2 generator of a world: the shipped toy G (safetensors) or an NVIDIA pickle."""
-    from clip2gan import stylegan2
-
-    name = generator or _PROFILE_GENERATORS.get(profile)
-    if name is None:
-        raise ValueError(f"unknown profile {profile!r}; known: {sorted(_PROFILE_GENERATORS)}")
-    path = hub.resolve(name)
+    path = hub.resolve(generator or get_profile(profile).generator)
     if path.suffix == ".safetensors":
         G = stylegan2.load(path, device=device)
     else:
@@ -82,13 +76,8 @@ def load_generator_for_profile(profile: str, device: str | torch.device = "cpu",
 
 def build_clip(world: dict[str, Any], device: str | torch.device = "cpu") -> ClipEncoder:
     """The frozen CLIP of a world record (`profile`, and optionally `clip`, `clip_model`, `clip_pretrained`)."""
-    if world["profile"] == "toyfaces" and not world.get("clip_model"):
-        from clip2gan.toy import clip as toyclip
-
-        model, tokenizer = toyclip.load(world.get("clip") or "toyfaces-clip", device=device)
-        return ClipEncoder(model, tokenizer, name=str(world.get("clip") or "toyfaces-clip"))
-    return ClipEncoder.from_profile(world["profile"], device=device, clip_model=world.get("clip_model"),
-                                    pretrained=world.get("clip_pretrained"))
+    return ClipEncoder.from_profile(world["profile"], device=device, clip=world.get("clip"),
+                                    clip_model=world.get("clip_model"), pretrained=world.get("clip_pretrained"))
 
 
 class WorldMismatchWarning(UserWarning):
@@ -101,9 +90,10 @@ def world_fingerprint(world: dict[str, Any]) -> dict[str, str]:
     Stored with a mapping checkpoint, so that loading M beside different weights (a retrained toy
     CLIP, another generator) is noticed instead of producing silent garbage.
     """
-    wanted = {"generator_sha256": world.get("generator") or _PROFILE_GENERATORS.get(world["profile"])}
-    if world["profile"] == "toyfaces" and not world.get("clip_model"):
-        wanted["clip_sha256"] = world.get("clip") or "toyfaces-clip"
+    profile = get_profile(world["profile"])
+    wanted = {"generator_sha256": world.get("generator") or profile.generator}
+    if profile.toy_clip and not world.get("clip_model"):
+        wanted["clip_sha256"] = world.get("clip") or profile.clip
     prints = {}
     for key, name in wanted.items():
         try:
@@ -115,8 +105,6 @@ def world_fingerprint(world: dict[str, Any]) -> dict[str, str]:
 
 def check_world(config: dict[str, Any], path: str | os.PathLike) -> None:
     """Warn (`WorldMismatchWarning`) when the weights found now differ from those M was trained with."""
-    import warnings
-
     recorded = config.get("world_sha256") or {}
     if not recorded:
         return
@@ -141,9 +129,8 @@ def save_mapping(M: MappingNetwork, path: str | os.PathLike, world: dict[str, An
               "world_sha256": world_fingerprint(world), **(extra or {})}
     state = dict(M.state_dict())
     if feature_bank is not None:
-        if feature_bank.ndim != 2 or feature_bank.shape[1] != M.in_dim or feature_bank.shape[0] == 0:
-            raise ValueError(f"feature_bank must be [B, {M.in_dim}] with B >= 1, got {tuple(feature_bank.shape)}")
-        state[_BANK_KEY] = feature_bank.detach().half()
+        check_bank(feature_bank, M.in_dim)
+        state[BANK_KEY] = feature_bank.detach().half()
         config = {"text_correction": "nearest", "edit_mode": "neighbours", **config,
                   "feature_bank_size": int(feature_bank.shape[0])}
     return save_safetensors(state, path, config, half=half)
@@ -154,17 +141,10 @@ def load_mapping(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     state, config = load_safetensors(path)
     if config.get("format") != MAPPING_FORMAT:
         raise ValueError(f"{path} is not a clip2gan mapping checkpoint (format {config.get('format')!r})")
-    state.pop(_BANK_KEY, None)
+    bank_from_state(state)  # M's weights only
     M = MappingNetwork(**config["mapping"])
     M.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     return M.to(device).eval(), config
-
-
-def load_feature_bank(path: str | os.PathLike) -> torch.Tensor | None:
-    """The feature bank `[B, D]` (float32) stored in a mapping file, or None if it has none."""
-    state, _ = load_safetensors(path)
-    bank = state.get(_BANK_KEY)
-    return None if bank is None else bank.float()
 
 
 def attach_feature_bank(path: str | os.PathLike, bank: torch.Tensor) -> Path:
@@ -172,7 +152,7 @@ def attach_feature_bank(path: str | os.PathLike, bank: torch.Tensor) -> Path:
     dtype and the rest of its config are kept (`clip2gan.train.add_feature_bank` builds the bank)."""
     M, config = load_mapping(path)
     state, _ = load_safetensors(path)
-    half = any(v.dtype == torch.float16 for k, v in state.items() if k != _BANK_KEY)
+    half = any(v.dtype == torch.float16 for k, v in state.items() if k != BANK_KEY)
     written_by_save = ("format", "version", "mapping", "world", "world_sha256", "text_correction", "edit_mode",
                        "feature_bank_size")
     extra = {k: v for k, v in config.items() if k not in written_by_save}
@@ -184,8 +164,8 @@ class CLIP2GAN(nn.Module):
 
     clip: a `ClipEncoder`; mapping: a `MappingNetwork` with `in_dim == clip.embed_dim` and
     `(num_ws, w_dim)` equal to G's; generator: a StyleGAN2 `Generator` (only `.synthesis` is used).
-    text_correction: None (the paper: text features go into M as they are), 'recentre' (DESIGN §1
-    ambiguity 4: move text features from the text cone to the image cone, using `image_mean` and
+    text_correction: None (the paper: text features go into M as they are), 'recentre' (move text
+    features from the text cone to the image cone, using `image_mean` and
     `text_mean`, the mean CLIP features of training images and of a prompt vocabulary) or 'nearest'
     (the mean of the `nearest_k` nearest image features in `feature_bank` `[B, D]`, softmax weights at
     `nearest_temperature`; see the module docstring). edit_mode: the default of `edit` ('paper',
@@ -209,19 +189,17 @@ class CLIP2GAN(nn.Module):
         if feature_bank is not None and (feature_bank.ndim != 2 or feature_bank.shape[1] != dim):
             raise ValueError(f"feature_bank must be [B, {dim}], got {tuple(feature_bank.shape)}")
         if text_correction == "nearest":
-            _require_bank(feature_bank, "text_correction='nearest'")
+            require_bank(feature_bank, "text_correction='nearest'")
         self.clip, self.mapping, self.generator = clip, mapping, generator
         self.profile = profile
         self.text_correction = text_correction
         self.noise_mode = noise_mode
         self.nearest_k, self.nearest_temperature = int(nearest_k), float(nearest_temperature)
-        from clip2gan.edit import MODES
-
         edit_mode = edit_mode or "paper"
         if edit_mode not in MODES:
             raise ValueError(f"edit_mode must be one of {MODES}, got {edit_mode!r}")
         if edit_mode == "neighbours":
-            _require_bank(feature_bank, "edit_mode='neighbours'")
+            require_bank(feature_bank, "edit_mode='neighbours'")
         self.edit_mode = edit_mode
         bank = torch.zeros(0, dim) if feature_bank is None else feature_bank.detach().float().cpu()
         self.register_buffer("feature_bank", bank)
@@ -238,8 +216,6 @@ class CLIP2GAN(nn.Module):
 
         mapping: a mapping checkpoint path or hub name (default `<profile>-mapping`).
         """
-        from clip2gan.runtime import pick_device
-
         device = pick_device(device)
         path = hub.resolve(mapping or f"{profile}-mapping")
         return cls.from_checkpoint(path, device=device, **kwargs)
@@ -247,8 +223,6 @@ class CLIP2GAN(nn.Module):
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu", **kwargs: Any) -> "CLIP2GAN":
         """Rebuild a model from a mapping checkpoint or a training run folder (`runs/NAME`)."""
-        from clip2gan.runtime import pick_device
-
         device = pick_device(device)
         path = Path(path)
         if path.is_dir():
@@ -299,13 +273,9 @@ class CLIP2GAN(nn.Module):
         if mode not in TEXT_CORRECTIONS:
             raise ValueError(f"correction must be one of {TEXT_CORRECTIONS} or True/False, got {correction!r}")
         if mode == "recentre":
-            from clip2gan.clip_encoder import recentre
-
             return recentre(f, self.image_mean, self.text_mean)
         if mode == "nearest":
-            from clip2gan.clip_encoder import nearest_image_features
-
-            _require_bank(self.feature_bank, "correction 'nearest'")
+            require_bank(self.feature_bank, "correction 'nearest'")
             return nearest_image_features(f, self.feature_bank, k=self.nearest_k, temperature=self.nearest_temperature)
         return f
 
@@ -336,12 +306,8 @@ class CLIP2GAN(nn.Module):
 
     def generate(self, prompts: Sequence[str] | str, n_per_prompt: int = 1, seed: int | None = None, **kwargs: Any):
         """Text → images `[len(prompts) * n_per_prompt, 3, R, R]` (see `clip2gan.generate.generate`)."""
-        from clip2gan.generate import generate
-
         return generate(self, prompts, n_per_prompt=n_per_prompt, seed=seed, **kwargs)
 
     def edit(self, images: Any, text: str, beta: float = 1.0, space: str = "wplus", layers: Any = None, **kwargs: Any):
         """Edit images with a text (see `clip2gan.edit.edit_image`)."""
-        from clip2gan.edit import edit_image
-
         return edit_image(self, images, text, beta=beta, space=space, layers=layers, **kwargs)

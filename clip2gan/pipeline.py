@@ -23,7 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import papermill
 import yaml
+from papermill.exceptions import PapermillExecutionError
+
+from clip2gan.cli import add_config_args, config_from_args, option
+from clip2gan.profiles import PROFILES
 
 __all__ = ["NOTEBOOK_DIR", "PARAMS_DIR", "list_notebooks", "load_params", "notebook_parameters",
            "run_pipeline", "strip_notebook", "PipelineError", "main"]
@@ -69,8 +74,6 @@ def notebook_parameters(path: Path) -> dict[str, Any]:
     """The names and default values (Python literals, evaluated) declared in a `parameters` cell."""
     import ast
 
-    import papermill
-
     values = {}
     for name, spec in papermill.inspect_notebook(str(path)).items():
         try:
@@ -103,11 +106,6 @@ def _select(notebooks: list[Path], only: str | None) -> list[Path]:
 def run_pipeline(profile: str = "toyfaces", params: str = "ci", only: str | None = None,
                  out: str | Path = "outputs", log=print) -> list[Result]:
     """Execute the notebooks; raises `PipelineError` at the first failure (after logging the summary)."""
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
-    from clip2gan.hub import PROFILES
-
     if profile not in PROFILES:
         raise PipelineError(f"unknown profile '{profile}'; choose one of {', '.join(PROFILES)}")
     values = load_params(params)
@@ -197,14 +195,21 @@ def strip_notebook(path: Path, keep_images: int = 2, max_text: int = 4000, max_i
     return False
 
 
+@dataclass
+class PipelineConfig:
+    """The flags of `python -m clip2gan.pipeline`."""
+
+    profile: str = option("toyfaces", "the world the notebooks run in", choices=tuple(PROFILES))
+    params: str = option("ci", "parameters: ci, demo, full or a path to a YAML file")
+    only: str | None = option(None, "comma-separated notebook numbers, e.g. 03,05 (default: all)")
+    out: str = option("outputs", "folder for the executed notebooks (one subfolder per profile)")
+    strip: str | None = option(None, "strip large outputs from the notebooks in this folder, then exit")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """`python -m clip2gan.pipeline`: run the notebooks with papermill, or strip their outputs."""
     parser = argparse.ArgumentParser(prog="python -m clip2gan.pipeline", description=__doc__.split("\n")[0])
-    parser.add_argument("--profile", default="toyfaces")
-    parser.add_argument("--params", default="ci", help="ci | demo | full | path/to/file.yaml")
-    parser.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 03,05")
-    parser.add_argument("--out", default="outputs")
-    parser.add_argument("--strip", metavar="DIR", default=None, help="strip large outputs from notebooks in DIR")
-    args = parser.parse_args(argv)
+    args = config_from_args(PipelineConfig, add_config_args(parser, PipelineConfig).parse_args(argv))
     if args.strip:
         changed = [p.name for p in list_notebooks(Path(args.strip)) if strip_notebook(p)]
         print(f"stripped {len(changed)} notebook(s): {', '.join(changed) or '-'}")

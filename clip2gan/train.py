@@ -5,7 +5,7 @@
     torchrun --nproc_per_node 4 -m clip2gan.train --profile ffhq --data ... --out runs/ffhq-ddp
     python -m clip2gan.train --out runs/ffhq --resume                  # continue a run
 
-One step (DESIGN §1): x → f = C_img(x) (frozen CLIP) → ws = M(f) → x' = G.synthesis(ws) (frozen G);
+One step: x → f = C_img(x) (frozen CLIP) → ws = M(f) → x' = G.synthesis(ws) (frozen G);
 with the diversity term also f₁ = f + noise → x'₁ = G(M(f₁)). M minimises eq. 10
 (`losses.total_loss`); then D takes one step on eq. 7 (`losses.d_loss`). Only M and D learn.
 
@@ -40,16 +40,22 @@ import sys
 import time
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from PIL import Image
 from torch import nn
+from tqdm.auto import tqdm
 
 from clip2gan.checkpoint import CorruptCheckpoint, atomic_write_text, load_state, save_state
+from clip2gan.cli import add_config_args, option
+from clip2gan.cli import config_from_args as cli_config
+from clip2gan.identity import identity_net_for
+from clip2gan.images import convert_image
 from clip2gan.losses import (
     IdentityLoss,
     LossWeights,
@@ -61,6 +67,14 @@ from clip2gan.losses import (
     total_loss,
 )
 from clip2gan.mapping import MappingNetwork
+from clip2gan.modality_gap import feature_bank, vocabulary_text_mean
+from clip2gan.model import attach_feature_bank, build_clip, load_generator_for_profile, load_mapping, save_mapping
+from clip2gan.profiles import get_profile
+from clip2gan.runtime import pick_device
+from clip2gan.stylegan2 import Discriminator
+from clip2gan.toy.faces import ToyFaces, sample_attributes
+from clip2gan.toy.stylegan2_training import attributes_to_c
+from clip2gan.viz import save_grid
 
 __all__ = ["TrainConfig", "Trainer", "ImageFolderDataset", "build_world", "main"]
 
@@ -69,42 +83,52 @@ IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 @dataclass
 class TrainConfig:
-    """Every knob of a training run (stored in the run's config.json) (05_training.ipynb)."""
+    """Every knob of a training run (stored in the run's config.json) (05_training.ipynb).
 
-    profile: str = "toyfaces"
-    out: str = "runs/clip2gan"
-    data: str | None = None
-    synthetic_data: bool = False
-    epochs: int = 12
-    epoch_size: int = 2048          # toyfaces / synthetic: images per epoch
-    batch_size: int = 32
-    lr: float = 2e-3
-    d_lr: float = 2e-3
-    layers: int = 12
-    hidden_dim: int = 512
-    adv: bool = True
-    div: bool = True
-    identity: bool = True
-    adv_form: str = "paper"
-    gp_on: str = "fake"
-    noise_std: float = 0.5
-    noise_mean: float = 0.0
-    noise_scale: str = "unit"
-    weights: dict[str, float] = field(default_factory=dict)   # overrides of LossWeights
-    lpips_trunk: str | None = None  # None: the profile's default (toyfaces: 'clip'; others: 'alex')
-    clip: str | None = None         # toyfaces: a toyclip checkpoint path or hub name
-    clip_model: str | None = None   # paper profiles: open_clip model name (default ViT-B-16-quickgelu)
-    clip_pretrained: str | None = None
-    generator: str | None = None    # a generator path or hub name (default: the profile's)
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    num_workers: int = 0
-    log_every: int = 10
-    sample_every: int = 200
-    ckpt_minutes: float = 5.0
-    max_steps: int | None = None    # stop early (tests, quick looks); the lr schedule still spans all epochs
-    bank_size: int = 2048           # training images whose CLIP features are stored with M (0: none)
+    Each field is a flag of `python -m clip2gan.train` (`epoch_size` → `--epoch-size`; booleans also
+    take `--no-...`), with the help text written beside it.
+    """
+
+    profile: str = option("toyfaces", "the world: toyfaces, ffhq, afhqcat, afhqdog or lsunchurch")
+    out: str = option("", "run folder (default runs/<profile>-mapping)")
+    data: str | None = option(None, "image folder to train on (the paper: CelebA-HQ)")
+    synthetic_data: bool = option(False, "train on the generator's own samples (not the paper's setting)")
+    epochs: int = option(12, "passes over the training set (the paper: 100)")
+    epoch_size: int = option(2048, "images per epoch for the toy world and --synthetic-data")
+    batch_size: int = option(32, "images per step")
+    lr: float = option(2e-3, "Adam learning rate of M (the paper: 2e-3, linear decay over the second half)")
+    d_lr: float = option(2e-3, "Adam learning rate of D")
+    layers: int = option(12, "fully connected layers of M (the paper: 12)")
+    hidden_dim: int = option(512, "width of M's hidden layers")
+    adv: bool = option(True, "the adversarial term L_G and D (Table 4 drops it)")
+    div: bool = option(True, "the diversity term L_div (Table 4 drops it)")
+    identity: bool = option(True, "the identity term L_id (worlds without an identity net have none)", flag="--id")
+    adv_form: str = option("paper", "adversarial loss: eq. 6-7 as written, non-saturating, or WGAN",
+                           choices=("paper", "nonsaturating", "wgan"))
+    gp_on: str = option("fake", "where the gradient penalty is taken (the paper: on x')", choices=("fake", "real"))
+    noise_std: float = option(0.5, "std of the training noise added to f for L_div")
+    noise_mean: float = option(0.0, "mean of the training noise added to f for L_div")
+    noise_scale: str = option("unit", "'unit': std per unit-norm feature (divided by sqrt(D)); 'absolute': as given",
+                              choices=("unit", "absolute"))
+    weights: dict[str, float] = option(default_factory=dict, help="overrides of the loss weights (--weight NAME=VALUE)")
+    lpips_trunk: str | None = option(None, "LPIPS trunk: clip, alex or alex-random (default: the profile's)")
+    clip: str | None = option(None, "a toy CLIP checkpoint, path or hub name (default: the profile's)")
+    clip_model: str | None = option(None, "open_clip model name for paper profiles (default ViT-B-16-quickgelu)")
+    clip_pretrained: str | None = option(None, "open_clip pretrained tag or checkpoint path (default openai)")
+    generator: str | None = option(None, "a generator, path or hub name (default: the profile's)")
+    seed: int = option(0, "seed of M's initialisation, the data order and the noise")
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
+    amp: bool = option(True, "mixed precision (CUDA only)")
+    num_workers: int = option(0, "data-loader worker processes")
+    log_every: int = option(10, "steps between log records")
+    sample_every: int = option(200, "steps between reconstruction grids (0: only at the end)")
+    ckpt_minutes: float = option(5.0, "minutes between checkpoints (also at each epoch's end)")
+    max_steps: int | None = option(None, "stop after so many steps (the lr schedule still spans all epochs)")
+    bank_size: int = option(2048, "training images whose CLIP features are stored with M (0: no feature bank)")
+
+    def __post_init__(self) -> None:
+        if not self.out:
+            self.out = f"runs/{self.profile}-mapping"
 
     def loss_weights(self) -> LossWeights:
         w = LossWeights.from_dict(self.weights)
@@ -123,9 +147,9 @@ class ImageFolderDataset(torch.utils.data.Dataset):
     """Images under `root` (recursively), as `[3, R, R]` tensors in [-1, 1] (05_training.ipynb).
 
     Every file is made usable or skipped, and each case is counted instead of crashing a run hours
-    in: `clip2gan.edit.convert_image` turns grayscale / palette / RGBA / CMYK / 16-bit images into RGB
-    (alpha composited on white, 16-bit scaled) and other sizes into R × R (shorter side, centre crop). An unreadable file yields `ok=False`; the
-    trainer drops it from the batch and counts it.
+    in: `clip2gan.images.convert_image` turns grayscale / palette / RGBA / CMYK / 16-bit images into RGB
+    (alpha composited on white, 16-bit scaled) and other sizes into R × R (shorter side, centre crop).
+    An unreadable file yields `ok=False`; the trainer drops it from the batch and counts it.
     """
 
     def __init__(self, root: str | os.PathLike, resolution: int):
@@ -141,11 +165,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         return len(self.files)
 
     def load(self, path: Path) -> tuple[torch.Tensor, str]:
-        """Read one file → (`[3, R, R]` in [-1, 1], 'ok' or 'converted'); the rules are `edit.convert_image`'s."""
-        from PIL import Image
-
-        from clip2gan.edit import convert_image
-
+        """Read one file → (`[3, R, R]` in [-1, 1], 'ok' or 'converted'); the rules are `images.convert_image`'s."""
         with Image.open(path) as im:
             im.load()
             x, notes = convert_image(im, self.resolution)
@@ -164,8 +184,6 @@ class ToyImages(torch.utils.data.Dataset):
     """The toy world's training images (captions exist but are never used: training is text-free)."""
 
     def __init__(self, n: int, seed: int, resolution: int):
-        from clip2gan.toy.faces import ToyFaces
-
         self.faces = ToyFaces(n, seed=seed, resolution=resolution)
 
     def __len__(self) -> int:
@@ -210,40 +228,9 @@ def build_dataset(config: "TrainConfig", G: nn.Module) -> torch.utils.data.Datas
         return ImageFolderDataset(c.data, res)
     if c.synthetic_data:
         return SyntheticImages(G, c.epoch_size, c.seed, c.profile)
-    if c.profile == "toyfaces":
+    if get_profile(c.profile).toy_world:
         return ToyImages(c.epoch_size, c.seed, res)
     raise ValueError(f"profile {c.profile!r} needs --data DIR (e.g. CelebA-HQ images) or --synthetic-data")
-
-
-@torch.no_grad()
-def feature_bank(clip, dataset: torch.utils.data.Dataset, n: int = 2048, batch_size: int = 256,
-                 progress: bool = False) -> torch.Tensor:
-    """CLIP image features `[B, D]` of the first `n` readable images of a training set (06_generation.ipynb).
-
-    The bank behind `text_correction='nearest'` (`clip_encoder.nearest_image_features`): image
-    features only, so training stays text-free. B = min(n, readable images); unreadable files
-    (items with `ok=False`) are skipped.
-    """
-    from tqdm.auto import tqdm
-
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    device = next(clip.parameters()).device
-    feats, batch, count = [], [], 0
-    for i in tqdm(range(len(dataset)), desc="feature bank", disable=not progress, leave=False):
-        if count + len(batch) >= n:
-            break
-        item = dataset[i]
-        if item.get("ok", True):
-            batch.append(item["image"])
-        if len(batch) == batch_size:
-            feats.append(clip.encode_image(torch.stack(batch).to(device)).float().cpu())
-            count, batch = count + len(batch), []
-    if batch:
-        feats.append(clip.encode_image(torch.stack(batch).to(device)).float().cpu())
-    if not feats:
-        raise ValueError("no readable image in the dataset: cannot build a feature bank")
-    return torch.cat(feats)[:n]
 
 
 def add_feature_bank(path: str | Path, n: int | None = None, device: str = "cpu", progress: bool = True) -> Path:
@@ -253,8 +240,6 @@ def add_feature_bank(path: str | Path, n: int | None = None, device: str = "cpu"
     images (its stored `train` config: the toy renders, the synthetic samples or the `--data` folder)
     with the CLIP of its world. n: bank size (default: the config's `bank_size`, 2,048).
     """
-    from clip2gan.model import attach_feature_bank, build_clip, load_generator_for_profile, load_mapping
-
     path = Path(path)
     if path.is_dir():
         path = path / "mapping.safetensors"
@@ -273,10 +258,7 @@ def add_feature_bank(path: str | Path, n: int | None = None, device: str = "cpu"
 
 def conditioning_for(G: nn.Module, n: int, rng: np.random.Generator, profile: str) -> torch.Tensor:
     """c for a conditional generator: toy-world attribute one-hots sampled from the data, else zeros."""
-    if profile == "toyfaces":
-        from clip2gan.toy.faces import sample_attributes
-        from clip2gan.toy.stylegan2_training import attributes_to_c
-
+    if get_profile(profile).toy_world:
         c = attributes_to_c([sample_attributes(rng) for _ in range(n)])
         if c.shape[1] == G.c_dim:
             return c
@@ -289,9 +271,6 @@ def conditioning_for(G: nn.Module, n: int, rng: np.random.Generator, profile: st
 
 def build_world(config: TrainConfig, device: torch.device) -> dict[str, Any]:
     """Frozen CLIP and G, a fresh (or pretrained) D, the identity and LPIPS losses of a profile."""
-    from clip2gan.identity import identity_net_for
-    from clip2gan.model import build_clip, load_generator_for_profile
-
     world = world_record(config)
     clip = build_clip(world, device)
     G = load_generator_for_profile(config.profile, device=device, generator=config.generator)
@@ -309,8 +288,6 @@ def discriminator_like(G: nn.Module) -> nn.Module:
 
     The paper trains D from scratch alongside M; a pretrained D (NVIDIA pickles carry one) could
     start it, but its real/fake boundary is about G's samples, not about reconstructions."""
-    from clip2gan.stylegan2 import Discriminator
-
     kwargs = G.init_kwargs
     synthesis = {**kwargs, **(kwargs.get("synthesis_kwargs") or {})}  # NVIDIA's nested form or the flat one
     return Discriminator(c_dim=0, img_resolution=G.img_resolution, img_channels=G.img_channels,
@@ -375,8 +352,6 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, world: dict[str, Any] | None = None,
                  dataset: torch.utils.data.Dataset | None = None, progress: bool = True):
-        from clip2gan.runtime import pick_device
-
         self.config = config
         self.device = pick_device(config.device)
         self.rank, self.world_size = _init_distributed(self.device)
@@ -550,8 +525,6 @@ class Trainer:
     def save_samples(self) -> Path | None:
         if not self.is_main:
             return None
-        from clip2gan.viz import save_grid
-
         self.M.eval()
         x = self.sample_batch.to(self.device)
         rec = self.G.synthesis(self.M(self.clip.encode_image(x)), noise_mode="const").clamp(-1, 1)
@@ -565,8 +538,6 @@ class Trainer:
 
     def export(self) -> Path:
         """Write M alone (`mapping.safetensors`) with the world and the feature means it saw."""
-        from clip2gan.model import save_mapping
-
         image_mean = (self.feature_sum / max(self.feature_count, 1)).float()
         text_mean = vocabulary_text_mean(self.clip, self.config.profile)
         extra = {"feature_means": {"image": image_mean.tolist(), "text": text_mean.tolist()},
@@ -578,8 +549,6 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict[str, Any]:
         """Train to the end (or `max_steps`); returns a summary."""
-        from tqdm.auto import tqdm
-
         c = self.config
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -635,79 +604,24 @@ class Trainer:
         return summary
 
 
-@torch.no_grad()
-def vocabulary_text_mean(clip, profile: str) -> torch.Tensor:
-    """Mean CLIP text feature of a prompt vocabulary of the world (for the modality-gap correction)."""
-    prompts = vocabulary_prompts(profile)
-    return clip.encode_text(prompts).float().mean(0).cpu()
-
-
-def vocabulary_prompts(profile: str) -> list[str]:
-    """Prompts describing the world's attributes: the toy value prompts, or CelebA-style face phrases."""
-    if profile == "toyfaces":
-        from clip2gan.toy.faces import ATTRIBUTES, value_prompt
-
-        return [value_prompt(a, v) for a, vals in ATTRIBUTES.items() for v in vals]
-    faces = ["a person with black hair", "a person with blond hair", "a person with brown hair",
-             "a person with gray hair", "a bald person", "a person with bangs", "a smiling person",
-             "a person with an open mouth", "a person wearing eyeglasses", "a man with a beard",
-             "a person wearing a hat", "a woman wearing lipstick", "a young person", "an old person",
-             "a person with wavy hair", "a person with straight hair"]
-    if profile == "ffhq":
-        return faces
-    return [f"a photo of a {profile.replace('afhq', '').replace('lsun', '')}"]
-
-
 # -------------------------------------------------------------------------------------------------
 # command line
 
 
 def _parser() -> argparse.ArgumentParser:
-    d = TrainConfig()
-    p = argparse.ArgumentParser(prog="python -m clip2gan.train", description="Train the CLIP2GAN mapping network.")
-    p.add_argument("--profile", default=d.profile)
-    p.add_argument("--data", default=None, help="image folder (paper: CelebA-HQ)")
-    p.add_argument("--synthetic-data", action="store_true", help="train on the generator's own samples")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--epoch-size", type=int, default=d.epoch_size, help="images per epoch (toyfaces / synthetic)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--d-lr", type=float, default=d.d_lr)
-    p.add_argument("--layers", type=int, default=d.layers)
-    p.add_argument("--hidden-dim", type=int, default=d.hidden_dim)
-    p.add_argument("--no-adv", action="store_true", help="drop the adversarial term (Table 4)")
-    p.add_argument("--no-div", action="store_true", help="drop the diversity term (Table 4)")
-    p.add_argument("--no-id", action="store_true", help="drop the identity term")
-    p.add_argument("--adv-form", default=d.adv_form, choices=["paper", "nonsaturating", "wgan"])
-    p.add_argument("--noise-std", type=float, default=d.noise_std)
-    p.add_argument("--noise-mean", type=float, default=d.noise_mean)
-    p.add_argument("--noise-scale", default=d.noise_scale, choices=["unit", "absolute"])
+    p = argparse.ArgumentParser(prog="python -m clip2gan.train", description="Train the CLIP2GAN mapping network M.")
+    add_config_args(p, TrainConfig, exclude=("weights",))
     p.add_argument("--weight", action="append", default=[], metavar="NAME=VALUE",
                    help="override a loss weight, e.g. --weight lpips=0.5 (names: rec lpips adv id div gp)")
-    p.add_argument("--lpips-trunk", default=None)
-    p.add_argument("--clip", default=None, help="toyfaces: a toy CLIP checkpoint (path or hub name)")
-    p.add_argument("--clip-model", default=None, help="open_clip model name (paper profiles)")
-    p.add_argument("--clip-pretrained", default=None)
-    p.add_argument("--generator", default=None, help="generator path or hub name (default: the profile's)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default=d.device)
-    p.add_argument("--no-amp", action="store_true")
-    p.add_argument("--num-workers", type=int, default=d.num_workers)
-    p.add_argument("--log-every", type=int, default=d.log_every)
-    p.add_argument("--sample-every", type=int, default=d.sample_every)
-    p.add_argument("--ckpt-minutes", type=float, default=d.ckpt_minutes)
-    p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--out", default=None, help="run folder (default runs/<profile>-mapping)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--bank-size", type=int, default=d.bank_size,
-                   help="training images whose CLIP features are stored with M for text_correction='nearest' (0: none)")
     p.add_argument("--add-feature-bank", metavar="PATH", default=None,
                    help="add a feature bank to an existing mapping file or run folder, then exit")
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The `TrainConfig` of parsed `python -m clip2gan.train` flags (`--weight NAME=VALUE` checked here)."""
     weights = {}
     for item in args.weight:
         name, _, value = item.partition("=")
@@ -716,17 +630,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         except ValueError:
             raise SystemExit(f"--weight {item!r}: expected NAME=NUMBER") from None
     LossWeights.from_dict(weights)  # unknown names fail here, before any model is built
-    return TrainConfig(
-        profile=args.profile, out=args.out or f"runs/{args.profile}-mapping", data=args.data,
-        synthetic_data=args.synthetic_data, epochs=args.epochs, epoch_size=args.epoch_size,
-        batch_size=args.batch_size, lr=args.lr, d_lr=args.d_lr, layers=args.layers, hidden_dim=args.hidden_dim,
-        adv=not args.no_adv, div=not args.no_div, identity=not args.no_id, adv_form=args.adv_form,
-        noise_std=args.noise_std, noise_mean=args.noise_mean, noise_scale=args.noise_scale, weights=weights,
-        lpips_trunk=args.lpips_trunk, clip=args.clip, clip_model=args.clip_model,
-        clip_pretrained=args.clip_pretrained, generator=args.generator, seed=args.seed, device=args.device,
-        amp=not args.no_amp, num_workers=args.num_workers, log_every=args.log_every,
-        sample_every=args.sample_every, ckpt_minutes=args.ckpt_minutes, max_steps=args.max_steps,
-        bank_size=args.bank_size)
+    return cli_config(TrainConfig, args, weights=weights)
 
 
 def main(argv: list[str] | None = None) -> int:

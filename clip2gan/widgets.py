@@ -37,11 +37,9 @@ import torch
 
 from clip2gan.edit import (
     LAYER_NAMES,
-    MAX_PIXELS,
     MODES,
     SPACES,
     EncodedImages,
-    ImageConversionWarning,
     check_text,
     default_mode,
     default_neutral,
@@ -49,6 +47,7 @@ from clip2gan.edit import (
     encode_for_edit,
     text_direction,
 )
+from clip2gan.images import MAX_PIXELS, ImageConversionWarning
 from clip2gan.viz import to_uint8
 
 __all__ = ["EditingApp", "png_bytes", "BETA_RANGE", "EXTENDED_BETA_RANGE"]
@@ -96,7 +95,7 @@ class EditingApp:
     """Interactive text editing of one image at a time (07_editing.ipynb; see the module docstring).
 
     model: a `CLIP2GAN`. images: a tensor `[N, 3, H, W]`, a list, a dict name → image, or one image
-    (anything `clip2gan.edit.prepare_images` reads); None: `n_toy` fresh toy faces (seed `seed`).
+    (anything `clip2gan.images.prepare_images` reads); None: `n_toy` fresh toy faces (seed `seed`).
     prompt / beta / layers / space / mode: initial values (mode None: the model's `edit_mode`). neutral: the directional mode's neutral
     prompt (default `default_neutral(model)`). max_pixels: larger uploads are refused. display_size:
     the approximate on-screen size of each image in pixels.

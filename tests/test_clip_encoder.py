@@ -1,25 +1,22 @@
-"""ClipEncoder: differentiable preprocessing, text validation, offline errors, modality-gap helpers."""
+"""ClipEncoder: differentiable preprocessing, text validation, offline errors, the profiles' CLIPs."""
 
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
+import open_clip
 import pytest
 import torch
 
-open_clip = pytest.importorskip("open_clip")
-
-from clip2gan.clip_encoder import (  # noqa: E402
+from clip2gan.clip_encoder import (
     ClipEncoder,
     PromptTruncatedWarning,
     check_prompts,
     differentiable_preprocess,
-    modality_gap,
-    nearest_image_features,
-    recentre,
 )
-from clip2gan.hub import WeightsNotFound  # noqa: E402
+from clip2gan.hub import WeightsNotFound
+from clip2gan.toy import clip as toyclip
 
 CONTEXT = 12  # a 12-token context: a 10-word prompt already overflows it, no long strings needed
 
@@ -163,7 +160,6 @@ def test_openai_weights_need_quickgelu_name():
 
 def test_toyfaces_profile_goes_through_toyclip_load(monkeypatch):
     """from_profile('toyfaces') wraps whatever toyclip.load returns; random weights stand in for the shipped ones."""
-    toyclip = pytest.importorskip("clip2gan.toy.clip", reason="the toy CLIP module has not landed yet")
     # one layer per tower: the packaged architecture with the fewest blocks, built in well under a second
     config = toyclip.model_config(vision_cfg={"layers": 1}, text_cfg={"layers": 1})
     calls = []
@@ -182,53 +178,9 @@ def test_toyfaces_profile_goes_through_toyclip_load(monkeypatch):
 
 
 def test_toyfaces_profile_with_shipped_weights():
-    pytest.importorskip("clip2gan.toy.clip", reason="the toy CLIP module has not landed yet")
     try:
         enc = ClipEncoder.from_profile("toyfaces")
     except WeightsNotFound:
         pytest.skip("toyfaces-clip weights are not shipped in data/ yet")
     f = enc.encode_image(torch.zeros(1, 3, 32, 32))
     assert f.shape == (1, enc.embed_dim) and torch.allclose(f.norm(dim=-1), torch.ones(1), atol=1e-5)
-
-
-# -- modality gap ------------------------------------------------------------------------------
-
-
-def test_recentre_closes_the_gap_between_two_cones():
-    g = torch.Generator().manual_seed(0)
-    d = 64  # small dimension: enough for two well-separated cones
-    a, b = torch.randn(d, generator=g), torch.randn(d, generator=g)
-    img = torch.nn.functional.normalize(a + 0.5 * torch.randn(200, d, generator=g), dim=-1)
-    txt = torch.nn.functional.normalize(b + 0.5 * torch.randn(200, d, generator=g), dim=-1)
-    before = modality_gap(img, txt)
-    moved = recentre(txt, img.mean(0), txt.mean(0))
-    after = modality_gap(img, moved)
-    assert torch.allclose(moved.norm(dim=-1), torch.ones(200), atol=1e-5)
-    assert before["gap"] > 0.5 and after["gap"] < 0.2 * before["gap"]
-    assert after["centroid_cosine"] > 0.99
-    with pytest.raises(ValueError):
-        recentre(txt, img.mean(0)[:3], txt.mean(0))
-
-
-def test_nearest_image_features_lands_on_the_bank():
-    g = torch.Generator().manual_seed(1)
-    bank = torch.nn.functional.normalize(torch.randn(50, 16, generator=g), dim=-1)
-    queries = torch.nn.functional.normalize(bank[[3, 7]] + 0.05 * torch.randn(2, 16, generator=g), dim=-1)
-    # k = 1: exactly the nearest bank row
-    assert torch.allclose(nearest_image_features(queries, bank, k=1), bank[[3, 7]], atol=1e-6)
-    # a sharp temperature picks the nearest of k; a huge one averages the k neighbours equally
-    assert torch.allclose(nearest_image_features(queries, bank, k=8, temperature=1e-4), bank[[3, 7]], atol=1e-5)
-    top = (queries @ bank.T).topk(8, dim=1).indices
-    flat = torch.nn.functional.normalize(bank[top].mean(1), dim=-1)
-    assert torch.allclose(nearest_image_features(queries, bank, k=8, temperature=1e6), flat, atol=1e-5)
-    out = nearest_image_features(queries, bank, k=100)  # k larger than the bank: the whole bank
-    assert out.shape == (2, 16) and torch.allclose(out.norm(dim=-1), torch.ones(2), atol=1e-5)
-
-
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(bank=torch.zeros(0, 16)), "empty"), (dict(bank=torch.ones(5, 8)), "expected"),
-    (dict(k=0), "k must"), (dict(temperature=0.0), "temperature")])
-def test_nearest_image_features_bad_input_is_clear(kwargs, match):
-    args = {"f_text": torch.ones(2, 16), "bank": torch.ones(5, 16), **kwargs}
-    with pytest.raises(ValueError, match=match):
-        nearest_image_features(**args)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -13,8 +10,6 @@ from tiny_world import RES
 
 from clip2gan.edit import (
     BetaStrip,
-    ImageConversionWarning,
-    ImageTooLarge,
     default_neutral,
     edit_image,
     edit_latent,
@@ -22,9 +17,9 @@ from clip2gan.edit import (
     encode_for_edit,
     layer_groups,
     layer_mask,
-    prepare_images,
     text_direction,
 )
+from clip2gan.images import ImageConversionWarning
 
 TEXT = "a person wearing a hat"
 
@@ -211,121 +206,6 @@ def test_beta_strip_encodes_once_and_matches_edit_image(model, image, monkeypatc
         strip.images([])
 
 
-# ------------------------------------------------------------------------------------------------
-# input conversion
-
-
-def _convert(x, **kw):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        out = prepare_images(x, RES, **kw)
-    notes = [str(w.message) for w in caught if issubclass(w.category, ImageConversionWarning)]
-    return out, notes
-
-
-def test_tensor_at_resolution_passes_unchanged_without_warning(image):
-    out, notes = _convert(image)
-    assert torch.equal(out, image) and notes == []
-    out, notes = _convert(image[0])  # [3, H, W] → a batch of one
-    assert out.shape == (1, 3, RES, RES) and notes == []
-
-
-def test_pil_rgb_and_numpy_uint8_agree():
-    arr = np.random.default_rng(0).integers(0, 256, (RES, RES, 3), dtype=np.uint8)
-    a, notes_a = _convert(Image.fromarray(arr))
-    b, notes_b = _convert(arr)
-    assert notes_a == notes_b == []
-    assert torch.allclose(a, torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 127.5 - 1, atol=1e-6)
-    assert torch.equal(a, b)
-
-
-@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "CMYK", "I;16", "I", "F", "1"])
-def test_every_pil_mode_becomes_rgb_with_a_warning(mode):
-    base = Image.fromarray(np.random.default_rng(1).integers(0, 256, (RES, RES, 3), dtype=np.uint8))
-    if mode == "I;16":
-        im = Image.fromarray((np.random.default_rng(2).integers(0, 65536, (RES, RES))).astype(np.uint16))
-    elif mode == "F":
-        im = Image.fromarray(np.random.default_rng(2).random((RES, RES)).astype(np.float32))
-    else:
-        im = base.convert(mode)
-    out, notes = _convert(im)
-    assert out.shape == (1, 3, RES, RES) and out.min() >= -1 and out.max() <= 1
-    assert len(notes) == 1 and "RGB" in notes[0]
-
-
-def test_transparent_pixels_become_white():
-    rgba = np.zeros((RES, RES, 4), np.uint8)  # black, fully transparent
-    rgba[:, : RES // 2, 3] = 255  # left half opaque black
-    for item in (Image.fromarray(rgba, "RGBA"), rgba):
-        out, notes = _convert(item)
-        assert torch.allclose(out[0, :, :, RES // 2:], torch.ones(1)) and torch.allclose(out[0, :, :, : RES // 2], -torch.ones(1))
-        assert "alpha composited on white" in notes[0]
-
-
-def test_sixteen_bit_full_scale_is_white():
-    im = Image.fromarray(np.full((RES, RES), 65535, np.uint16))
-    out, _ = _convert(im)
-    assert torch.allclose(out, torch.ones(1))
-    out, notes = _convert(np.full((RES, RES, 3), 65535, np.uint16))
-    assert torch.allclose(out, torch.ones(1)) and "uint16" in notes[0]
-
-
-def test_numpy_layouts_and_ranges():
-    rng = np.random.default_rng(3)
-    grey, _ = _convert(rng.random((RES, RES)).astype(np.float32))  # HW float in [0, 1]
-    assert grey.shape == (1, 3, RES, RES) and torch.equal(grey[:, 0], grey[:, 1])
-    batch, _ = _convert(rng.integers(0, 256, (4, RES, RES, 3), dtype=np.uint8))  # NHWC
-    assert batch.shape == (4, 3, RES, RES)
-    f255, notes = _convert(rng.random((RES, RES, 3)) * 255)  # float 0-255
-    assert "0-255" in notes[0] and f255.max() <= 1
-    with pytest.raises(ValueError, match="transpose"):
-        prepare_images(rng.random((3, 20, 20)).astype(np.float32), RES)
-    with pytest.raises(ValueError, match="read as \\[0, 1\\]"):
-        prepare_images(rng.random((RES, RES, 3)) * 2 - 1, RES)
-
-
-def test_any_size_is_resized_and_centre_cropped_with_a_warning():
-    wide = np.zeros((RES, 3 * RES, 3), np.uint8)
-    wide[:, RES:2 * RES, 1] = 255  # left third black, middle third green, right third black
-    out, notes = _convert(wide)
-    assert out.shape == (1, 3, RES, RES) and "centre crop" in notes[0]
-    assert torch.allclose(out[0, 1], torch.ones(1)) and torch.allclose(out[0, 0], -torch.ones(1))
-    big, notes = _convert(torch.rand(1, 3, 5 * RES, 4 * RES) * 2 - 1)
-    assert big.shape == (1, 3, RES, RES) and f"{4 * RES}x{5 * RES} → {RES}x{RES}" in notes[0]
-    small, notes = _convert(Image.new("RGB", (5, 7), (255, 0, 0)))  # enlarged too
-    assert small.shape == (1, 3, RES, RES) and torch.allclose(small[0, 0], torch.ones(1), atol=1e-5)
-
-
-def test_lists_of_mixed_inputs_are_stacked():
-    items = [Image.new("RGB", (RES, RES)), np.zeros((RES, RES, 3), np.uint8), torch.zeros(3, RES, RES)]
-    out, _ = _convert(items)
-    assert out.shape == (3, 3, RES, RES)
-
-
-def test_grey_tensor_becomes_rgb():
-    out, notes = _convert(torch.zeros(1, RES, RES))
-    assert out.shape == (1, 3, RES, RES) and "grey" in notes[0]
-
-
-@pytest.mark.parametrize("bad, match", [
-    (torch.zeros(3, RES, RES, dtype=torch.uint8), "floating point"),
-    (torch.full((3, RES, RES), 3.0), "\\[-1, 1\\]"),
-    (torch.full((3, RES, RES), float("nan")), "NaN"),
-    (torch.zeros(2, 5, RES, RES), "\\[N, 3, H, W\\]"),
-    ("face.png", "PIL image, a NumPy array or a torch tensor"),
-    ([], "no images"),
-])
-def test_unreadable_inputs_are_clear(bad, match):
-    with pytest.raises(ValueError, match=match):
-        prepare_images(bad, RES)
-
-
-def test_too_many_pixels_is_refused_before_work():
-    for item in (Image.new("RGB", (30, 20)), np.zeros((20, 30, 3), np.uint8), torch.zeros(3, 20, 30)):
-        with pytest.raises(ImageTooLarge, match="600 pixels"):
-            prepare_images(item, RES, max_pixels=500)
-
-
 def test_edit_image_accepts_a_pil_image_of_any_size(model):
     im = Image.new("RGBA", (40, 24), (200, 40, 40, 255))
     with pytest.warns(ImageConversionWarning, match="resized 40x24"):
@@ -339,8 +219,8 @@ def test_edit_image_accepts_a_pil_image_of_any_size(model):
 
 @pytest.fixture(scope="module")
 def banked():
+    from clip2gan.modality_gap import feature_bank
     from clip2gan.toy.faces import ToyFaces
-    from clip2gan.train import feature_bank
 
     m = tiny_model()
     m.feature_bank = feature_bank(m.clip, ToyFaces(64, seed=3, resolution=RES), n=64)
@@ -355,7 +235,8 @@ def test_neighbour_direction_matches_its_formula(banked, image):
     n = neighbour_direction(banked, enc.features, "a person wearing a hat", k=5, image_weight=0.5)
     assert n.shape == (2, banked.num_ws, banked.w_dim)
     bank = banked.feature_bank
-    z = lambda s: (s - s.mean(-1, keepdim=True)) / s.std(-1, keepdim=True)
+    def z(s):
+        return (s - s.mean(-1, keepdim=True)) / s.std(-1, keepdim=True)
     with torch.no_grad():
         t = banked.clip.encode_text(["a person wearing a hat"]).float()
         codes = banked.map(bank)

@@ -112,7 +112,7 @@ def test_bad_arguments_are_clear(model, kwargs, match):
 
 def test_nearest_correction_comes_after_the_noise():
     # the noise moves the *query*; what reaches M is always a mix of bank (image) features
-    from clip2gan.clip_encoder import nearest_image_features
+    from clip2gan.modality_gap import nearest_image_features
     from clip2gan.losses import add_clip_noise
 
     m = tiny_model()

@@ -3,7 +3,8 @@
 02_stylegan2_wplus.ipynb reads the w+ row layout off the synthesis network (which block and layer reads
 each row, and the coarse / middle / fine groups) with a loop in a cell. These tests run that cell's
 own source on small generators and check it against how `SynthesisNetwork.forward` really slices `ws`,
-and against StyleGAN's convention for 1024 px (coarse rows 0-3, middle 4-7, fine 8-17).
+against StyleGAN's convention for 1024 px (coarse rows 0-3, middle 4-7, fine 8-17), and that its groups
+are the package's `clip2gan.edit.layer_groups` (the rows edits use).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
+from clip2gan.edit import layer_groups
 from clip2gan.pipeline import NOTEBOOK_DIR
 from clip2gan.stylegan2 import Generator, num_ws_for, skip_init
 
@@ -29,7 +31,7 @@ def _run_layout(resolution: int) -> dict:
     with skip_init():
         G = Generator(z_dim=4, c_dim=0, w_dim=4, img_resolution=resolution, img_channels=3,
                       synthesis_kwargs=dict(channel_base=1 << 14, channel_max=4))
-    namespace = {"G": G}
+    namespace = {"G": G, "layer_groups": layer_groups}
     exec(compile(_layout_cell(), "02_stylegan2_wplus.ipynb:row-layout", "exec"), namespace)  # prints the table
     return namespace
 
@@ -53,7 +55,17 @@ def test_row_layout_matches_how_synthesis_slices_ws(resolution, capsys):
 
 
 def test_groups_follow_stylegan_convention():
+    # StyleGAN's split by resolution at 1024 px: coarse 4-8 px, middle 16-32 px, fine 64 px and up
     assert _run_layout(1024)["groups"] == {"coarse": [0, 1, 2, 3], "middle": [4, 5, 6, 7], "fine": list(range(8, 18))}
-    # below 128 px (the toy G stops at 32): coarse 4-8 px, middle 16 px, fine 32 px and up
-    assert _run_layout(32)["groups"] == {"coarse": [0, 1, 2, 3], "middle": [4, 5], "fine": [6, 7]}
-    assert _run_layout(64)["groups"] == {"coarse": [0, 1, 2, 3], "middle": [4, 5], "fine": [6, 7, 8, 9]}
+    # the 32 px toy G: by level (4 px / between / 32 px), as edits split it
+    assert _run_layout(32)["groups"] == {"coarse": [0, 1], "middle": [2, 3, 4, 5], "fine": [6, 7]}
+
+
+@pytest.mark.parametrize("resolution", [16, 32, 64, 256, 1024])
+def test_notebook_groups_are_the_ones_edits_use(resolution):
+    """Notebook 02 shows the rows that notebook 07's `layers=` and the editing app edit: one function."""
+    ns = _run_layout(resolution)
+    assert ns["groups"] == {k: list(v) for k, v in layer_groups(ns["G"].num_ws).items()}
+    # each group's rows are read by blocks no finer than the next group's
+    res = ns["row_res"]
+    assert max(res[i] for i in ns["groups"]["coarse"]) <= min(res[i] for i in ns["groups"]["fine"])

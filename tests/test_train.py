@@ -63,7 +63,7 @@ def test_steps_train_M_and_D_only(tmp_path):
     assert torch.equal(M.state_dict()["fc0.weight"], t.M.state_dict()["fc0.weight"])
     assert len(cfg["feature_means"]["image"]) == 32
     # the feature bank: the CLIP image features of the run's training images, stored with M
-    from clip2gan.model import load_feature_bank
+    from clip2gan.modality_gap import load_feature_bank
 
     bank = load_feature_bank(summary["mapping"])
     with torch.no_grad():
@@ -216,7 +216,8 @@ def test_training_benchmark_times_every_piece(capsys):
 
 
 def test_add_feature_bank_to_an_old_mapping_file(tmp_path):
-    from clip2gan.model import load_feature_bank, save_mapping
+    from clip2gan.model import save_mapping
+    from clip2gan.modality_gap import load_feature_bank
     from clip2gan.train import add_feature_bank, main
 
     files = write_tiny_world(tmp_path / "world")

@@ -12,7 +12,8 @@ from PIL import Image
 from tiny_editing import tiny_model
 from tiny_world import RES
 
-from clip2gan.edit import ImageConversionWarning, edit_image
+from clip2gan.edit import edit_image
+from clip2gan.images import ImageConversionWarning
 from clip2gan.viz import to_uint8
 from clip2gan.widgets import EditingApp
 
