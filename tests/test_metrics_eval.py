@@ -8,19 +8,16 @@ import pytest
 import torch
 
 from clip2gan import hub
-from clip2gan.evaluation.metrics import (
-    FIDInceptionV3,
-    clip_score,
+from clip2gan.evaluation import metrics
+from clip2gan.evaluation.attributes import (
     edit_prompts,
     editing_scores,
-    fid,
-    inception_feature_extractor,
-    lpips_diversity,
-    lpips_to_reference,
     prompt_targets,
     text_attribute_accuracy,
     toy_feature_extractor,
 )
+from clip2gan.evaluation.inception import FIDInceptionV3, inception_feature_extractor, to_uint8
+from clip2gan.evaluation.metrics import clip_score, fid, lpips_diversity, lpips_to_reference
 from clip2gan.toy.faces import ATTRIBUTES, AttributeClassifier
 
 
@@ -245,16 +242,33 @@ def test_inception_has_the_fid_weights_layout_and_loads_strictly(monkeypatch, tm
 
 
 def test_inception_blocks_pool_like_tensorflow():
-    from clip2gan.evaluation.metrics import _fid_blocks
+    # the network is torch-fidelity's: its blocks carry the TF graph's pooling
+    from torch_fidelity.feature_extractor_inceptionv3 import InceptionA, InceptionE_2
 
-    A, C, E, EMax = _fid_blocks()
     torch.manual_seed(0)
     x = torch.rand(1, 8, 5, 5)
-    a = A(8, pool_features=4).eval()
+    a = InceptionA(8, pool_features=4).eval()
     tf_pool = torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=False)  # padding not averaged in
     assert torch.allclose(a(x)[:, -4:], a.branch_pool(tf_pool), atol=1e-6)
-    e = EMax(8).eval()
+    e = InceptionE_2(8).eval()
     assert torch.allclose(e(x)[:, -192:], e.branch_pool(torch.nn.functional.max_pool2d(x, 3, 1, 1)), atol=1e-6)
+
+
+def test_inception_takes_images_in_minus_one_one_as_uint8():
+    x = torch.tensor([-1.0, -0.5, 0.0, 0.999, 1.0, 2.0]).view(1, 1, 1, 6).expand(1, 3, 1, 6)
+    assert to_uint8(x)[0, 0, 0].tolist() == [0, 64, 128, 255, 255, 255]  # (x + 1) · 127.5, rounded; clamped to [-1, 1]
+    net = FIDInceptionV3()
+    y = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert torch.equal(net(y), net(to_uint8(y).float() / 127.5 - 1))  # what the network sees is the uint8 image
+
+
+def test_moved_names_still_resolve_from_metrics_with_a_warning():
+    with pytest.warns(DeprecationWarning, match="clip2gan.evaluation.attributes.editing_scores"):
+        assert metrics.editing_scores is editing_scores
+    with pytest.warns(DeprecationWarning, match="clip2gan.evaluation.inception"):
+        assert metrics.FIDInceptionV3 is FIDInceptionV3
+    with pytest.raises(AttributeError):
+        metrics.no_such_metric  # noqa: B018
 
 
 # ------------------------------------------------------------------------------------------------

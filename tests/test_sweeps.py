@@ -1,5 +1,5 @@
-"""sweeps: a tiny sweep end to end (train, resume/skip, evaluate, CSV, figure), the paper-table layout
-and the verdicts on constructed numbers, the command line's listing.
+"""sweeps, protocol, tables: a tiny sweep end to end (train, resume/skip, evaluate, CSV, figure), the
+paper-table layout and the verdicts on constructed numbers, the command line's listing and recorded commands.
 
 The sweep runs in the tiny random world of `tiny_world.py` (16 px, 32-d CLIP) scored by the shipped
 toy classifier: the numbers are meaningless, the plumbing is what is tested.
@@ -17,7 +17,7 @@ import torch
 from tiny_world import RES, tiny_clip, tiny_generator
 
 from clip2gan.clip_encoder import PromptTruncatedWarning
-from clip2gan.evaluation import sweeps
+from clip2gan.evaluation import protocol, sweeps, tables
 from clip2gan.losses import LPIPSLoss
 from clip2gan.toy.faces import AttributeClassifier
 from clip2gan.train import ToyImages, discriminator_like
@@ -51,7 +51,7 @@ def _run(tmp_path, classifier, size=TINY, **kw):
 def test_tiny_sweep_writes_rows_csv_and_figure(tmp_path, classifier):
     rows = _run(tmp_path, classifier)
     # base: every setting; layers4: the paper's rule and the shipped defaults ('nearest') only
-    assert [(r["variant"], r["setting"]) for r in rows] == ([("base", s) for s in sweeps.SETTINGS]
+    assert [(r["variant"], r["setting"]) for r in rows] == ([("base", s) for s in protocol.SETTINGS]
                                                             + [("layers4", "paper"), ("layers4", "nearest")])
     near = [r for r in rows if r["setting"] == "nearest"]
     assert all(r["edit_mode"] == "neighbours" and r["correction"] == "nearest" and 0 <= r["text_acc"] <= 1 for r in near)
@@ -64,13 +64,13 @@ def test_tiny_sweep_writes_rows_csv_and_figure(tmp_path, classifier):
         assert r["edit_n"] == TINY.n_edit and r["text_pairs"] > 0
     assert [r["layers"] for r in paper] == [12, 4]
     # every edit asks for a value the face does not have
-    data = sweeps.eval_data(TINY, RES)
+    data = protocol.eval_data(TINY, RES)
     assert all(a[t] != v for a, (t, v) in zip(data.edit_attributes, data.edit_targets))
     # settings that change only editing leave the generation columns empty
     clip_space = next(r for r in rows if r["setting"] == "clip_space")
     assert clip_space.get("fid") is None and clip_space["edit_space"] == "clip"
-    back = sweeps.read_csv(tmp_path / "out" / "sweeps.csv")
-    assert len(back) == len(rows) and list(back[0]) == sweeps.COLUMNS
+    back = tables.read_csv(tmp_path / "out" / "sweeps.csv")
+    assert len(back) == len(rows) and list(back[0]) == tables.COLUMNS
     assert back[0]["variant"] == "base" and back[0]["adv"] is True and back[0]["fid"] == pytest.approx(rows[0]["fid"], abs=1e-4)
     assert (tmp_path / "out" / "sweeps.png").stat().st_size > 1000
     assert (tmp_path / "out" / "sweeps.json").is_file()
@@ -101,7 +101,7 @@ def test_unknown_variant_is_clear(tmp_path):
 def test_every_size_names_known_variants_and_settings():
     for size in sweeps.SIZES.values():
         assert set(size.variants) <= set(sweeps.VARIANTS) and "base" in size.variants
-        assert set(size.settings) <= set(sweeps.SETTINGS)
+        assert set(size.settings) <= set(protocol.SETTINGS)
     # the full size trains every variant with the shipped M's recipe (its manifest command)
     from clip2gan import hub
 
@@ -115,7 +115,7 @@ def test_every_size_names_known_variants_and_settings():
 def test_zoom_keeps_shape_and_enlarges_the_centre():
     x = torch.zeros(1, 3, 32, 32)
     x[..., 12:20, 12:20] = 1.0
-    z = sweeps.zoom(x)
+    z = protocol.zoom(x)
     assert z.shape == x.shape
     assert (z > 0.5).sum() > (x > 0.5).sum()
 
@@ -142,7 +142,7 @@ def _rows(over=None):
 
 
 def test_verdicts_read_the_numbers():
-    v = {claim: verdict for claim, verdict, _ in sweeps.verdicts(_rows())}
+    v = {claim: verdict for claim, verdict, _ in tables.verdicts(_rows())}
     assert v["Table 3: 12 layers beat 4"] == "holds here"
     # 0.9 vs 0.9 accuracy: undecided; the FID agrees, so the claim only partly holds
     assert v["Table 3: 12 layers beat 8"].startswith("partly holds")
@@ -151,13 +151,13 @@ def test_verdicts_read_the_numbers():
     assert v["Table 5: editing works on images outside the training set as on those inside"] == "holds here"
     assert v["§4.4: β-editing changes the asked attribute and keeps the others"] == "holds here"
     worse = _rows({("layers4", "paper"): {"fid": 5.0, "text_acc": 0.99}, ("base", "paper"): {"edit_pres": 0.5}})
-    v = {claim: verdict for claim, verdict, _ in sweeps.verdicts(worse)}
+    v = {claim: verdict for claim, verdict, _ in tables.verdicts(worse)}
     assert v["Table 3: 12 layers beat 4"] == "does not hold here"
     assert v["§4.4: β-editing changes the asked attribute and keeps the others"] == "mixed"
-    assert sweeps.verdicts([]) == [("every claim", "not measured", "no 'base' row")]
+    assert tables.verdicts([]) == [("every claim", "not measured", "no 'base' row")]
     # with error bars, a FID difference inside two standard errors decides nothing
     noisy = _rows({("base", "paper"): {"fid_se": 5.0}, ("layers8", "paper"): {"fid_se": 5.0}})
-    v = {claim: verdict for claim, verdict, _ in sweeps.verdicts(noisy)}
+    v = {claim: verdict for claim, verdict, _ in tables.verdicts(noisy)}
     assert v["Table 3: 12 layers beat 8"].startswith("inconclusive")
 
 
@@ -165,27 +165,27 @@ def test_fid_with_se():
     x = torch.rand(40, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     y = x + 0.5
     extract = lambda b: b.flatten(1)[:, :6]  # noqa: E731 — 6-d features: a full-rank covariance from 40 images
-    same, se = sweeps.fid_with_se(x, x, extract, n_boot=8)
+    same, se = protocol.fid_with_se(x, x, extract, n_boot=8)
     assert same == pytest.approx(0.0, abs=1e-6) and se > 0
-    shifted, _ = sweeps.fid_with_se(x, y, extract, n_boot=8)
+    shifted, _ = protocol.fid_with_se(x, y, extract, n_boot=8)
     assert shifted == pytest.approx(6 * 0.25, rel=1e-6)  # the means differ by 0.5 in each of 6 dimensions
 
 
 def test_paper_tables_keep_the_papers_layout():
-    tables = sweeps.paper_tables(_rows())
-    assert set(tables) == {"1", "3", "4", "5", "6", "ambiguities"}
-    t3 = tables["3"].splitlines()
+    laid_out = tables.paper_tables(_rows())
+    assert set(laid_out) == {"1", "3", "4", "5", "6", "ambiguities"}
+    t3 = laid_out["3"].splitlines()
     assert t3[1].split()[0] == "Layers" and [line.split()[0] for line in t3[3:]] == ["4", "8", "12"]
-    t4 = tables["4"].splitlines()[3:]
+    t4 = laid_out["4"].splitlines()[3:]
     assert [line.split()[:2] for line in t4] == [["×", "×"], ["×", "✓"], ["✓", "×"], ["✓", "✓"]]  # the paper's order
-    assert "DCGAN" in tables["6"] and "30.000" in tables["6"]
-    with_se = sweeps.paper_tables(_rows({("base", "paper"): {"fid_se": 1.25}}))
+    assert "DCGAN" in laid_out["6"] and "30.000" in laid_out["6"]
+    with_se = tables.paper_tables(_rows({("base", "paper"): {"fid_se": 1.25}}))
     assert "10.0 ± 1.2" in with_se["1"]  # a FID with its bootstrap error bar
-    assert "0.830" in tables["5"]
+    assert "0.830" in laid_out["5"]
 
 
 def test_format_table_shows_missing_values_as_dashes():
-    text = sweeps.format_table(["a", "b"], [["x", None], ["y", float("nan")], ["z", 1.23456]])
+    text = tables.format_table(["a", "b"], [["x", None], ["y", float("nan")], ["z", 1.23456]])
     assert text.count("–") == 2 and "1.235" in text
 
 
@@ -201,17 +201,17 @@ def test_edit_pairs_equal_edit_image_pair_by_pair():
     from clip2gan.edit import edit_image
 
     model = tiny_model()
-    images, attrs, texts, targets = sweeps.edit_set(5, RES)
+    images, attrs, texts, targets = protocol.edit_set(5, RES)
     assert len(targets) == 5 and all(a[t] != v for a, (t, v) in zip(attrs, targets))  # a real change each
     texts = texts[:4] + [texts[0]]  # a repeated text shares one direction
     for space, mode, layers in (("wplus", "paper", None), ("clip", "directional", "coarse")):
-        before, after = sweeps.edit_pairs(model, images, texts, space=space, mode=mode, beta=0.7, layers=layers)
+        before, after = protocol.edit_pairs(model, images, texts, space=space, mode=mode, beta=0.7, layers=layers)
         for i in range(len(images)):
             ref = edit_image(model, images[i], texts[i], beta=0.7, space=space, mode=mode, layers=layers)
             assert torch.allclose(after[i], ref[0], atol=1e-5), (space, i)
         assert torch.allclose(before, model.reconstruct(images), atol=1e-5)
     with pytest.raises(ValueError, match="texts"):
-        sweeps.edit_pairs(model, images, texts[:2])
+        protocol.edit_pairs(model, images, texts[:2])
 
 
 def test_weights_changed_names_the_retrained_files(monkeypatch):
@@ -256,3 +256,58 @@ def test_ship_mapping_evaluates_copies_and_records(tmp_path, monkeypatch):
 def test_command_line_ship_needs_a_command():
     with pytest.raises(SystemExit):
         sweeps.main(["--evaluate", "runs/x", "--ship"])
+
+
+def _recorded_sweep_commands() -> list[tuple[str, str]]:
+    """(where, arguments) of every `python -m clip2gan.evaluation.sweeps ...` recorded in the repository's
+    manifest, results README and results JSON files."""
+    import re
+    import shlex
+
+    root = Path(__file__).resolve().parents[1]
+    files = [root / "data" / "MANIFEST.json", root / "results" / "README.md", *sorted((root / "results").rglob("*.json"))]
+    found = []
+    for path in files:
+        text = path.read_text()
+        if path.suffix == ".json":  # commands sit in JSON strings: read them back as text
+            text = "\n".join(v for v in _json_strings(json.loads(text)))
+        # the arguments end at the end of a line, a closing quote or backtick, or an opening parenthesis
+        for match in re.finditer(r"python -m clip2gan\.evaluation\.sweeps((?: +[^\s`\"(&|;]+)*)", text):
+            found.append((path.name, shlex.split(match.group(1))))
+    return found
+
+
+def _json_strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _json_strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _json_strings(v)
+
+
+def test_recorded_commands_still_parse():
+    recorded = _recorded_sweep_commands()
+    where = {name for name, _ in recorded}
+    assert {"MANIFEST.json", "README.md", "sweeps.json"} <= where  # the manifest's evaluation, the README's and JSON's commands
+    for name, argv in recorded:
+        command = sweeps.parse_args(argv)
+        assert command.size in sweeps.SIZES, (name, argv)
+    evaluation = next(argv for name, argv in recorded if "--evaluate" in argv)
+    assert sweeps.parse_args(evaluation).evaluate.startswith("runs/")
+
+
+def test_command_line_flags_come_from_the_config_dataclass():
+    assert sweeps.parse_args([]) == sweeps.SweepCommand()
+    for argv, ship in ((["--ship"], True), (["--ship", "false"], False), (["--no-ship"], False), (["--ship", "yes"], True)):
+        assert sweeps.parse_args(argv).ship is ship, argv
+    args = sweeps.parse_args(["--list", "--size", "demo", "--threads", "2", "--work", "none", "--device-note", "GPU x"])
+    assert args.list_only and args.size == "demo" and args.threads == 2 and args.work is None and args.device_note == "GPU x"
+    help_text = sweeps._parser().format_help()
+    flags = [f.metadata.get("flag") or "--" + f.name.replace("_", "-") for f in dataclasses.fields(sweeps.SweepCommand)]
+    assert all(flag in help_text for flag in flags)
+    assert all(f.metadata.get("help") for f in dataclasses.fields(sweeps.SweepCommand))  # every flag has a help text
+    with pytest.raises(SystemExit):
+        sweeps.parse_args(["--size", "huge"])
