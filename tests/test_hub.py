@@ -109,7 +109,7 @@ def test_checksum_mismatch_leaves_nothing(server):
     bad = hub.register(hub.Artifact("test-bad", "test-bad.bin", url=url, sha256="0" * 64))
     try:
         with pytest.raises(hub.ChecksumMismatch):
-            hub.resolve("test-bad", download=True, progress=False)
+            hub.resolve(bad.name, download=True, progress=False)
         assert not (hub.cache_dir() / "test-bad.bin").exists()
         assert not (hub.cache_dir() / ".partial" / "test-bad.bin.part").exists()
     finally:
@@ -127,6 +127,17 @@ def test_interrupted_transfer_leaves_no_file_and_resumes(server, artefact):
     path = hub.resolve("test-weights", download=True, progress=False)
     assert path.read_bytes() == PAYLOAD
     assert server.requests[-1].get("Range", "").startswith("bytes=")
+
+
+def test_server_without_range_support_restarts_the_transfer(server, artefact):
+    server.mode, server.ranges = "truncate", False
+    with pytest.raises(hub.WeightsNotFound, match="again"):
+        hub.resolve("test-weights", download=True, progress=False)
+    server.mode = "ok"
+    path = hub.resolve("test-weights", download=True, progress=False)  # asks for a range, gets 200: starts over
+    assert server.requests[-1].get("Range", "").startswith("bytes=")
+    assert path.read_bytes() == PAYLOAD
+    assert not (hub.cache_dir() / ".partial" / "test-weights.bin.part").exists()
 
 
 def test_corrupt_shipped_file_is_refused(tmp_path, monkeypatch):
