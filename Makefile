@@ -10,7 +10,7 @@ STAMP := $(VENV)/.clip2gan-installed
 PROFILE ?= toyfaces
 PARAMS ?= demo
 
-.PHONY: setup setup-browser demo test unit notebooks bench app clean-outputs strip
+.PHONY: setup setup-browser demo test lint unit notebooks bench app clean-outputs strip
 
 setup: $(STAMP)
 
@@ -39,10 +39,14 @@ demo: setup
 # Unit tests and every notebook (nbval, lax: only cells marked NBVAL_CHECK_OUTPUT are compared).
 # One OpenMP thread everywhere (tests and notebook kernels): on a busy 2-core machine torch's default
 # of 2 threads spin-waits and runs 5-17x slower; results do not depend on the thread count.
-test: setup setup-browser
+test: setup setup-browser lint
 	@start=$$(date +%s); \
 	OMP_NUM_THREADS=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --timeout=1800 -q -p no:cacheprovider; \
 	rc=$$?; echo "== make test: exit $$rc after $$(( $$(date +%s) - start )) s (unit tests + notebooks) =="; exit $$rc
+
+# ruff (configured in pyproject.toml) over the package, the tests, the docs scripts and the notebooks.
+lint: setup
+	$(PY) -m ruff check .
 
 unit: setup
 	$(PY) -m pytest -q tests --timeout=900

@@ -19,6 +19,7 @@ distance vs scipy's sqrtm, 08_evaluation.ipynb).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -29,25 +30,40 @@ from typing import Any, Callable, Optional
 
 import torch
 
+from clip2gan.cli import add_config_args, option
+
 __all__ = ["Benchmark", "BENCHMARKS", "Timing", "register", "timeit", "resolve_device", "main"]
 
 
 @dataclass
 class Benchmark:
+    """A named benchmark: `func(args) -> dict`, its help line and the config dataclass of its own flags."""
+
     name: str
     func: Callable[[argparse.Namespace], dict[str, Any]]
     help: str = ""
-    add_arguments: Optional[Callable[[argparse.ArgumentParser], None]] = None
+    config: Optional[type] = None
+
+
+@dataclass
+class CommonConfig:
+    """Flags every benchmark takes."""
+
+    device: str = option("auto", "cpu, cuda or auto (cuda when available)")
+    threads: Optional[int] = option(None, "torch.set_num_threads for CPU runs (default: torch's)")
+    quick: bool = option(False, "fewer repetitions (smoke test)")
+    json: Optional[str] = option(None, "also write the results as JSON to this path")
 
 
 BENCHMARKS: dict[str, Benchmark] = {}
 
 
-def register(name: str, help: str = "", add_arguments: Optional[Callable[[argparse.ArgumentParser], None]] = None):
-    """Decorator: add `func(args) -> dict` to the registry under `name` (its own CLI subcommand)."""
+def register(name: str, help: str = "", config: Optional[type] = None):
+    """Decorator: add `func(args) -> dict` to the registry under `name` (its own CLI subcommand);
+    `config` is a dataclass whose fields (built with `clip2gan.cli.option`) are the benchmark's flags."""
 
     def wrap(func: Callable[[argparse.Namespace], dict[str, Any]]):
-        BENCHMARKS[name] = Benchmark(name, func, help, add_arguments)
+        BENCHMARKS[name] = Benchmark(name, func, help, config)
         return func
 
     return wrap
@@ -143,13 +159,13 @@ def _stylegan2_networks(device: torch.device) -> list[dict[str, Any]]:
     return nets
 
 
-def _stylegan2_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-res", type=int, default=None,
-                        help="skip networks above this resolution (default: all; 1024 only on CUDA)")
+@dataclass
+class StyleGAN2BenchConfig:
+    max_res: Optional[int] = option(None, "skip networks above this resolution (default: all; 1024 only on CUDA)")
 
 
 @register("stylegan2", help="synthesis images/s and latency; fused vs naive resampling; fp16 vs fp32 on CUDA",
-          add_arguments=_stylegan2_arguments)
+          config=StyleGAN2BenchConfig)
 def bench_stylegan2(args: argparse.Namespace) -> dict[str, Any]:
     device = resolve_device(args.device)
     threads_before = torch.get_num_threads()
@@ -223,7 +239,7 @@ def _bench_stylegan2(args: argparse.Namespace, device: torch.device) -> dict[str
                                                                        "num_fp16_res": 4}}).to(device).eval()
                 G16.load_state_dict(G.state_dict(), strict=True)
                 with torch.inference_mode():
-                    t16 = timeit(lambda: G16.synthesis(ws, noise_mode="const"), device, **reps)
+                    t16 = timeit(lambda G16=G16, ws=ws: G16.synthesis(ws, noise_mode="const"), device, **reps)
                     diff16 = (G16.synthesis(ws, noise_mode="const") - img_fast).abs().max().item()
                 rows.append(dict(network=spec["name"], res=spec["res"], batch=batch, path="fp16 (num_fp16_res=4)",
                                  wall_ms=t16.wall * 1e3, img_per_s=batch / t16.wall,
@@ -244,23 +260,17 @@ def _bench_stylegan2(args: argparse.Namespace, device: torch.device) -> dict[str
 # CLI
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when available)")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for CPU runs")
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
-    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """`python -m clip2gan.bench [NAME] [flags]`: one subcommand per registered benchmark."""
     parser = argparse.ArgumentParser(prog="python -m clip2gan.bench", description=__doc__.split("\n\n")[0])
-    _common(parser)
+    add_config_args(parser, CommonConfig)
     sub = parser.add_subparsers(dest="name", metavar="NAME", help="benchmark to run (default: all)")
-    sub.add_parser("all", help="run every benchmark")
+    add_config_args(sub.add_parser("all", help="run every benchmark"), CommonConfig)
     for bench in BENCHMARKS.values():
         p = sub.add_parser(bench.name, help=bench.help)
-        _common(p)
-        if bench.add_arguments:
-            bench.add_arguments(p)
+        add_config_args(p, CommonConfig)
+        if bench.config:
+            add_config_args(p, bench.config)
     return parser
 
 
@@ -273,10 +283,8 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for name in names:
         bench = BENCHMARKS[name]
-        if bench.add_arguments:  # defaults of benchmark-specific options when run via 'all'
-            p = argparse.ArgumentParser(add_help=False)
-            bench.add_arguments(p)
-            for key, value in vars(p.parse_args([])).items():
+        if bench.config:  # defaults of benchmark-specific options when run via 'all'
+            for key, value in dataclasses.asdict(bench.config()).items():
                 if not hasattr(args, key):
                     setattr(args, key, value)
         t0 = time.perf_counter()
@@ -291,15 +299,16 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------------------------
-# training (issue #5's GPU check): one full CLIP2GAN step — CLIP → M → G, eq. 10, D step with GP
+# training (the paper-size GPU check): one full CLIP2GAN step — CLIP → M → G, eq. 10, D step with GP
 
 
-def _training_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--size", default="toy", choices=["toy", "ffhq"],
-                        help="toy: 32 px world (CPU); ffhq: ViT-B-16 + 1024 px config-f G + IR-SE50 (GPU)")
-    parser.add_argument("--batch", type=int, default=None, help="default 32 (toy) or 8 (ffhq)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 10 toy, 20 ffhq)")
-    parser.add_argument("--no-pieces", action="store_true", help="skip timing each piece of the step on its own")
+@dataclass
+class TrainingBenchConfig:
+    size: str = option("toy", "toy: 32 px world (CPU); ffhq: ViT-B-16 + 1024 px config-f G + IR-SE50 (GPU)",
+                       choices=("toy", "ffhq"))
+    batch: Optional[int] = option(None, "images per step (default 32 toy, 8 ffhq)")
+    steps: Optional[int] = option(None, "timed steps (default 10 toy, 20 ffhq)")
+    pieces: bool = option(True, "time each piece of the step on its own first (--no-pieces skips it)")
 
 
 def _training_world(size: str, device: torch.device) -> dict[str, Any]:
@@ -403,8 +412,8 @@ def _component_times(world: dict[str, Any], x: torch.Tensor, amp: bool, reps: in
     return out
 
 
-@register("training", help="CLIP2GAN training step: images/s and peak memory; full loss vs reconstruction only; AMP vs fp32 on CUDA",
-          add_arguments=_training_arguments)
+@register("training", help="CLIP2GAN training step: images/s and peak memory; full loss vs reconstruction only; "
+                           "AMP vs fp32 on CUDA", config=TrainingBenchConfig)
 def bench_training(args: argparse.Namespace) -> dict[str, Any]:
     import tempfile
 
@@ -424,7 +433,7 @@ def bench_training(args: argparse.Namespace) -> dict[str, Any]:
     res = world["G"].img_resolution
     x = torch.rand(batch, 3, res, res, device=device) * 2 - 1
     pieces = None
-    if not getattr(args, "no_pieces", False):
+    if getattr(args, "pieces", True):
         print(f"pieces of one step, batch {batch}{', AMP' if device.type == 'cuda' else ''}:", flush=True)
         pieces = dict(_component_times(world, x, amp=device.type == "cuda", reps=1 if args.quick else 3))
     rows = []
@@ -442,7 +451,7 @@ def bench_training(args: argparse.Namespace) -> dict[str, Any]:
             trainer = Trainer(config, world=world, dataset=_FixedBatch(x.cpu()), progress=False)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            seconds = timeit(lambda: trainer.train_step(x), device, warmup=1, min_reps=steps, max_reps=steps)
+            seconds = timeit(lambda trainer=trainer: trainer.train_step(x), device, warmup=1, min_reps=steps, max_reps=steps)
             row = {"variant": label, "s_per_step": seconds, "images_per_s": batch / seconds}
             if device.type == "cuda":
                 row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
@@ -478,13 +487,13 @@ class _FixedBatch(torch.utils.data.Dataset):
 
 
 # -------------------------------------------------------------------------------------------------
-# editing (issue #6): EditingApp update latency for a β change vs re-encoding everything
+# editing: EditingApp update latency for a β change vs re-encoding everything
 
 
-def _editing_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--changes", type=int, default=50, help="β changes timed (default 50)")
-    parser.add_argument("--random-world", action="store_true",
-                        help="use a random toyfaces-size world even if the shipped toy weights exist")
+@dataclass
+class EditingBenchConfig:
+    changes: int = option(50, "β changes timed")
+    random_world: bool = option(False, "use a random toyfaces-size world even if the shipped toy weights exist")
 
 
 def _toy_world_model(device: torch.device, random_world: bool = False):
@@ -526,7 +535,7 @@ def _clocked(fn: Callable[[], Any], device: torch.device) -> tuple[float, float]
 
 
 @register("editing", help="EditingApp: median update latency of a β change vs a full re-encode per change (toyfaces size)",
-          add_arguments=_editing_arguments)
+          config=EditingBenchConfig)
 def bench_editing(args: argparse.Namespace) -> dict[str, Any]:
     import statistics
 
@@ -579,17 +588,17 @@ def bench_editing(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------------------------
-# fid (issue #6): feature extraction throughput, eigenvalue Fréchet distance vs the sqrtm formula
+# fid: feature extraction throughput, eigenvalue Fréchet distance vs the sqrtm formula
 
 
-def _fid_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dim", type=int, default=1024,
-                        help="feature dimension of the Fréchet-distance timing (default 1024; Inception's is 2048)")
-    parser.add_argument("--inception-batch", type=int, default=None, help="images per Inception batch (default 8 CPU, 64 CUDA)")
+@dataclass
+class FIDBenchConfig:
+    dim: int = option(1024, "feature dimension of the Fréchet-distance timing (Inception's is 2048)")
+    inception_batch: Optional[int] = option(None, "images per Inception batch (default 8 CPU, 64 CUDA)")
 
 
-@register("fid", help="FID features/s (toy classifier, FID Inception with random weights); eigenvalue Fréchet distance vs scipy sqrtm",
-          add_arguments=_fid_arguments)
+@register("fid", help="FID features/s (toy classifier, FID Inception with random weights); "
+                      "eigenvalue Fréchet distance vs scipy sqrtm", config=FIDBenchConfig)
 def bench_fid(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
@@ -641,7 +650,8 @@ def bench_fid(args: argparse.Namespace) -> dict[str, Any]:
           + (f", scipy sqrtm {result['sqrtm_fd_s']:.2f} s (eigh x{result['eigh_speedup_vs_sqrtm']:.1f}), "
              f"relative difference {result['relative_difference']:.1e}" if "sqrtm_fd_s" in result else ""))
     print(f"  features: toy classifier {result['toy_features_img_per_s']:.0f} img/s (32 px), FID Inception "
-          f"{result['inception_img_per_s']:.1f} img/s (299 px, batch {batch}); ratio x{result['toy_vs_inception_throughput']:.0f}")
+          f"{result['inception_img_per_s']:.1f} img/s (299 px, batch {batch}); "
+          f"ratio x{result['toy_vs_inception_throughput']:.0f}")
     return result
 
 

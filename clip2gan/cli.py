@@ -16,7 +16,7 @@ type, its default and its help text are written once, beside the field::
 Flags are the field names with dashes (`epoch_size` → `--epoch-size`). A boolean field takes
 `--amp` (true), `--no-amp` (false) or an explicit value (`--amp false`, `--amp yes`), so recorded
 commands of any of these forms keep working. `X | None` fields accept `none`. The help text of each
-flag ends with its default.
+flag ends with its default (unless the text states it).
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, *, exclude: Iter
         kind, optional = _base_type(hints[f.name])
         default = getattr(defaults, f.name)
         help_text = f.metadata.get("help", "")
-        shown = f"(default: {default})"
-        help_text = f"{help_text} {shown}".strip()
+        if default is not None and "default" not in help_text:  # a help text may state its own default
+            help_text = f"{help_text} (default: {default})".strip()
         dest_default = argparse.SUPPRESS if only_given else default
         if kind is bool:
             group.add_argument(_flag(f), dest=f.name, nargs="?", const=True, type=parse_bool,
