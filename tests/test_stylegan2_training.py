@@ -14,26 +14,26 @@ import pytest
 import torch
 
 from clip2gan import stylegan2
-from clip2gan.checkpoint import CorruptCheckpoint
-from clip2gan.toy.faces import ATTRIBUTES, sample_attributes
-from clip2gan.toy.stylegan2_training import (
-    C_DIM,
-    TrainConfig,
-    Trainer,
+from clip2gan.checkpoint import CorruptCheckpoint, load_config
+from clip2gan.toy.faces import ATTRIBUTES, C_DIM, attributes_to_c, sample_attributes
+from clip2gan.toy.stylegan2_eval import (
     _confident,
     _frequencies,
-    _setting_changes,
-    attribute_ce,
-    attributes_to_c,
-    build_networks,
     device_history,
-    ema_beta,
     evaluate,
     export_generator,
+    setting_changes,
+)
+from clip2gan.toy.stylegan2_training import (
+    GANTrainConfig,
+    GANTrainer,
+    _RunLock,
+    attribute_ce,
+    build_networks,
+    ema_beta,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
-    load_generator,
     main,
     r1_penalty,
     train,
@@ -41,25 +41,16 @@ from clip2gan.toy.stylegan2_training import (
 )
 
 
-def tiny_cfg(**kw) -> TrainConfig:
+def tiny_cfg(**kw) -> GANTrainConfig:
     # 8 px / 16 channels / z,w 16 / batch 4: milliseconds per step. Both regularisers every 2 steps and
     # PL switched on, so a 4-step run crosses every code path (R1, PL, style mixing, EMA ramp-up).
     base = dict(resolution=8, channel_base=64, channel_max=16, z_dim=16, w_dim=16, batch=4,
                 D_reg_interval=2, pl_weight=2.0, G_reg_interval=2, style_mixing_prob=0.9, seed=3)
     base.update(kw)
-    return TrainConfig(**base)
+    return GANTrainConfig(**base)
 
 
 RUN = dict(progress=False, keep_history=True, log_every=1, grid_every=0, snapshot_kimg=None, threads=None)
-
-
-def test_labels_layout():
-    attrs = sample_attributes(np.random.default_rng(0))
-    attrs.update(hair_length="bald", hair_color=None, bangs="no")
-    c = attributes_to_c([attrs])
-    assert c.shape == (1, C_DIM) == (1, sum(len(v) for v in ATTRIBUTES.values()))
-    assert c[0, :5].sum() == 0  # bald: the hair-colour block is all zeros
-    assert c.sum() == len(ATTRIBUTES) - 1  # one hot per other attribute
 
 
 def test_few_steps_losses_finite(tmp_path):
@@ -148,7 +139,7 @@ def test_damaged_checkpoint_detected_and_previous_used(tmp_path):
     with pytest.raises(CorruptCheckpoint, match="checksum"):
         load_checkpoint(newest)
     with pytest.warns(UserWarning):
-        t = Trainer(run, resume=True)
+        t = GANTrainer(run, resume=True)
     assert t.step == 1
     assert any(json.loads(line).get("event") == "damaged_checkpoint" for line in (run / "log.jsonl").read_text().splitlines())
     older.write_bytes(b"not a checkpoint")
@@ -157,17 +148,15 @@ def test_damaged_checkpoint_detected_and_previous_used(tmp_path):
 
 
 def test_second_trainer_on_a_busy_run_is_refused(tmp_path):
-    from clip2gan.toy.stylegan2_training import _RunLock
-
     train(tmp_path / "run", steps=1, cfg=tiny_cfg(), **RUN)
     (tmp_path / "run" / "checkpoints" / ".ckpt-00000009.safetensors.abc.tmp").write_bytes(b"partial")
     lock = _RunLock(tmp_path / "run").acquire()  # as if another process were training it
     try:
         with pytest.raises(RuntimeError, match="being trained by another process"):
-            Trainer(tmp_path / "run", resume=True)
+            GANTrainer(tmp_path / "run", resume=True)
     finally:
         lock.release()
-    Trainer(tmp_path / "run", resume=True)  # free again; the partial write of a killed process is cleaned up
+    GANTrainer(tmp_path / "run", resume=True)  # free again; the partial write of a killed process is cleaned up
     assert not list((tmp_path / "run" / "checkpoints").glob(".*.tmp"))
 
 
@@ -175,16 +164,18 @@ def test_export_load_round_trip(tmp_path):
     t = train(tmp_path / "run", steps=2, cfg=tiny_cfg(), **RUN)
     path = export_generator(t.G_ema, tmp_path / "g.safetensors")
     assert json.loads(path.with_suffix(".json").read_text())["init_kwargs"]["z_dim"] == 16
-    G = load_generator(path)
+    G = stylegan2.load(path)
     ref = build_networks(t.cfg)[0].eval()  # G_ema with its weights rounded to fp16, as stored
     ref.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in t.G_ema.state_dict().items()})
     z = torch.randn(4, 16, generator=torch.Generator().manual_seed(0))
     c = attributes_to_c([sample_attributes(np.random.default_rng(i)) for i in range(4)])
     with torch.no_grad():
         assert torch.equal(G(z, c, noise_mode="const"), ref(z, c, noise_mode="const"))
-        assert torch.equal(load_generator(path)(z, c, noise_mode="const"), G(z, c, noise_mode="const"))
-        # the shipped file is also a plain clip2gan.stylegan2 checkpoint
         assert torch.equal(stylegan2.load(path)(z, c, noise_mode="const"), G(z, c, noise_mode="const"))
+        # the shipped file is a plain clip2gan.stylegan2 checkpoint (read by the package's own loader),
+        # with its tensors' checksum in the config
+        assert torch.equal(stylegan2.load(path)(z, c, noise_mode="const"), G(z, c, noise_mode="const"))
+    assert len(load_config(path)["tensor_sha256"]) == 64
 
 
 def test_cli_train_resume_export(tmp_path):
@@ -199,16 +190,16 @@ def test_cli_train_resume_export(tmp_path):
     with pytest.raises(ValueError, match="architecture"):
         main(common + ["--resume", "--steps", "3", "--channel-max", "32"])
     assert main(["export", "--run", str(run), "--out", str(out)]) == 0
-    assert load_generator(out).z_dim == 16
+    assert stylegan2.load(out).z_dim == 16
     # a snapshot the run evaluated can be exported exactly as it was evaluated
     assert main(common + ["--resume", "--steps", "4", "--snapshot-kimg", "0.008"]) == 0
     snaps = sorted((run / "snapshots").glob("G_ema-*.safetensors"))
     assert snaps, "no snapshot written"
     snap_step = int(snaps[0].stem.split("-")[1])
     assert main(["export", "--run", str(run), "--out", str(out), "--snapshot", str(snap_step)]) == 0
-    G = load_generator(out)
-    assert G.meta["from_snapshot"] == snaps[0].name and G.meta["step"] == snap_step
-    ref = load_generator(snaps[0])
+    G, meta = stylegan2.load(out), load_config(out)
+    assert meta["from_snapshot"] == snaps[0].name and meta["step"] == snap_step
+    ref = stylegan2.load(snaps[0])
     assert all(torch.equal(a, b) for a, b in zip(G.state_dict().values(), ref.state_dict().values()))
     with pytest.raises(SystemExit):
         main(["export", "--run", str(run), "--out", str(out), "--snapshot", "999"])
@@ -230,7 +221,7 @@ def test_device_history_splits_by_device_and_fills_old_logs(tmp_path):
                                         {"from_kimg": 2.5, "device": "NVIDIA H200, torch 2"},
                                         {"from_kimg": 7.2, "device": "not recorded"}]
     # the bar curve marks where settings changed on resume
-    assert _setting_changes(tmp_path) == [(2.5, "batch 16→64")]
+    assert setting_changes(tmp_path) == [(2.5, "batch 16→64")]
 
 
 class _FakeClassifier:
@@ -293,7 +284,7 @@ def test_auxiliary_head_trains_and_resumes_exactly(tmp_path):
     # the straight run bit for bit (the head and its optimiser are in the checkpoint)
     straight = train(tmp_path / "a", steps=4, cfg=tiny_cfg(d_aux_weight=1.0), **RUN)
     assert all(np.isfinite(h["aux_G"]) and np.isfinite(h["aux_D"]) for h in straight.history)
-    fresh = Trainer(tmp_path / "fresh", cfg=tiny_cfg(d_aux_weight=1.0), resume=False)
+    fresh = GANTrainer(tmp_path / "fresh", cfg=tiny_cfg(d_aux_weight=1.0), resume=False)
     assert not torch.equal(fresh.aux.weight, straight.aux.weight)
     train(tmp_path / "b", steps=2, cfg=tiny_cfg(d_aux_weight=1.0), **RUN)
     resumed = train(tmp_path / "b", steps=4, cfg=tiny_cfg(d_aux_weight=1.0), resume=True, **RUN)
@@ -309,9 +300,9 @@ def test_auxiliary_head_on_finer_features(tmp_path):
     assert t.aux.weight.shape == (C_DIM, t.D.b16.conv1.weight.shape[0] * 8 * 8)
     assert all(np.isfinite(h["aux_D"]) for h in t.history)
     with pytest.raises(ValueError, match="d_aux_tap"):
-        Trainer(tmp_path / "b", cfg=tiny_cfg(d_aux_tap=16), resume=False)
+        GANTrainer(tmp_path / "b", cfg=tiny_cfg(d_aux_tap=16), resume=False)
     # changing the tap on resume starts a fresh head of the new size instead of failing
-    resumed = Trainer(tmp_path / "a", resume=True, overrides={"d_aux_tap": 4})
+    resumed = GANTrainer(tmp_path / "a", resume=True, overrides={"d_aux_tap": 4})
     assert resumed.step == 2 and resumed.cfg.d_aux_tap == 4
     assert resumed.aux.weight.shape == (C_DIM, resumed.D.b4.in_channels)
 
@@ -319,7 +310,7 @@ def test_auxiliary_head_on_finer_features(tmp_path):
 def test_shipped_generator_against_its_manifest():
     """The shipped toy G on 300 samples of a fresh seed (not the manifest's seed 0): the confident
     fraction and each attribute's conditioning accuracy reproduce the recorded figures within 4
-    binomial standard errors, and the recorded `bar_met` agrees with the recorded figures (issue #4)."""
+    binomial standard errors, and the recorded `bar_met` agrees with the recorded figures."""
     import math
 
     from clip2gan.hub import WeightsNotFound, read_manifest, resolve
@@ -329,7 +320,7 @@ def test_shipped_generator_against_its_manifest():
     except WeightsNotFound:
         pytest.skip("data/toyfaces-stylegan2.safetensors is absent: train it with the command in data/MANIFEST.json")
     # 300 samples, no FID (n_fid=0): about 5 s on one core
-    res = evaluate(load_generator(path), n=300, seed=20_240_602, n_fid=0)
+    res = evaluate(stylegan2.load(path), n=300, seed=20_240_602, n_fid=0)
     recorded = read_manifest()["files"]["toyfaces-stylegan2.safetensors"]["metrics"]
 
     def close(measured, p):
