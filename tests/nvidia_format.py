@@ -104,8 +104,8 @@ class _NvidiaPickler(pickle.Pickler):
                 state[key] = np.float64(state[key])  # NVIDIA computes these with numpy
         kwargs = self.init_kwargs_override.get(id(obj), state.get("_init_kwargs", {}))
         state["_init_kwargs"] = _easydicts(copy.deepcopy(kwargs))
-        meta = dict(type="class", version=6, module_src=self.module_src, class_name=NVIDIA_CLASS_NAMES.get(type(obj).__name__, type(obj).__name__),
-                    state=state)
+        class_name = NVIDIA_CLASS_NAMES.get(type(obj).__name__, type(obj).__name__)
+        meta = dict(type="class", version=6, module_src=self.module_src, class_name=class_name, state=state)
         return _reconstruct_persistent_obj, (meta,)
 
 

@@ -7,8 +7,10 @@ re-implemented here with
 * the same module, parameter and buffer names and shapes, so a state dict taken from an NVIDIA
   network pickle loads with `strict=True`, and the same computation, so it gives the same images
   and logits (checked against NVIDIA's own code in fp32 on CPU: max abs error 2.2e-5 at 1024 px, with
-  random weights; the bar is 1e-4). Only float summation order differs: demodulation is computed as
-  a matmul, and on CPU the modulated convolutions run batched rather than grouped (faster there);
+  random weights; the bar is 1e-4; `tests/test_stylegan2_golden.py` keeps checking it against
+  outputs of NVIDIA's code for a 32 px conditional network). Only float summation order differs:
+  demodulation is computed as a matmul, and on CPU the modulated convolutions run batched rather
+  than grouped (faster there);
 * no compiled extension: `bias_act` and `upfirdn2d` are written with ordinary PyTorch operations, a
   reference version that follows the definition step by step and a faster one that gives the same
   result (see `set_resample_impl`);

@@ -296,7 +296,7 @@ class SynthesisBlock(torch.nn.Module):
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int,
                  is_last: bool, architecture: str = "skip", resample_filter: Sequence[int] = (1, 3, 3, 1),
                  conv_clamp: Optional[float] = None, use_fp16: bool = False, fp16_channels_last: bool = False,
-                 fused_modconv_default: Union[bool, str, None] = None, **layer_kwargs):
+                 fused_modconv_default: Union[bool, str, None] = None, **layer_kwargs: Any):
         if architecture not in ("orig", "skip", "resnet"):
             raise ValueError(f"architecture must be 'orig', 'skip' or 'resnet', got {architecture!r}")
         super().__init__()
@@ -398,7 +398,7 @@ class SynthesisNetwork(torch.nn.Module):
 
     @_records_init
     def __init__(self, w_dim: int, img_resolution: int, img_channels: int, channel_base: int = 32768,
-                 channel_max: int = 512, num_fp16_res: int = 0, **block_kwargs):
+                 channel_max: int = 512, num_fp16_res: int = 0, **block_kwargs: Any):
         _check_resolution(img_resolution)
         super().__init__()
         self.w_dim = w_dim
@@ -457,7 +457,7 @@ class Generator(torch.nn.Module):
 
     @_records_init
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,
-                 mapping_kwargs: Optional[dict] = None, synthesis_kwargs: Optional[dict] = None, **extra_synthesis_kwargs):
+                 mapping_kwargs: Optional[dict] = None, synthesis_kwargs: Optional[dict] = None, **extra_synthesis_kwargs: Any):
         super().__init__()
         synthesis_kwargs = {**(synthesis_kwargs or {}), **extra_synthesis_kwargs}
         self.z_dim = z_dim
@@ -476,7 +476,7 @@ class Generator(torch.nn.Module):
         return _full_init_kwargs(self)
 
     def forward(self, z: torch.Tensor, c: Optional[torch.Tensor] = None, truncation_psi: float = 1,
-                truncation_cutoff: Optional[int] = None, noise_mode: str = "const", **synthesis_kwargs) -> torch.Tensor:
+                truncation_cutoff: Optional[int] = None, noise_mode: str = "const", **synthesis_kwargs: Any) -> torch.Tensor:
         """z: [N, z_dim], c: [N, c_dim] (None allowed when c_dim == 0) -> img [N, C, H, W]."""
         if c is None and self.c_dim == 0:
             c = z.new_zeros([z.shape[0], 0])

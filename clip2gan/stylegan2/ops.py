@@ -74,7 +74,7 @@ def _records_init(init: Callable) -> Callable:
     from a JSON config: `_init_args` / `_init_kwargs` exactly as given."""
 
     @functools.wraps(init)
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
         self._init_args = copy.deepcopy(args)
         self._init_kwargs = copy.deepcopy(kwargs)
