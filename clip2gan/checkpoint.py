@@ -41,12 +41,13 @@ _DIGEST_KEY = "tensor_sha256"
 
 
 class CorruptCheckpoint(RuntimeError):
-    """A checkpoint file exists but cannot be read (truncated, not safetensors, bad metadata)."""
+    """A checkpoint file exists but cannot be read (truncated, not safetensors, bad metadata, a tensor
+    checksum that does not match) (00_setup.ipynb)."""
 
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success rename it over `path` atomically.
+    """Yield a temporary path next to `path`; on success rename it over `path` atomically (00_setup.ipynb).
 
     On any exception the temporary file is removed and `path` is left untouched.
     """
@@ -66,13 +67,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write `text` to `path` atomically (temporary file + rename)."""
+    """Write `text` to `path` atomically (temporary file + rename) (00_setup.ipynb)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
 
 def config_path(path: str | os.PathLike) -> Path:
-    """The JSON file that sits beside a `.safetensors` checkpoint."""
+    """The JSON file that sits beside a `.safetensors` checkpoint (00_setup.ipynb)."""
     return Path(path).with_suffix(".json")
 
 
@@ -208,14 +209,14 @@ def _unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 def save_state(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Save a nested dict of tensors and JSON values (model and optimiser state dicts, RNG states,
-    counters) to one safetensors file, atomically. Dict keys may be ints (optimiser state)."""
+    counters) to one safetensors file, atomically. Dict keys may be ints (optimiser state) (05_training.ipynb)."""
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _flatten(state, "", tensors)
     return save_safetensors(tensors, path, {"state": skeleton}, write_json=False)
 
 
 def load_state(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Inverse of `save_state`; `CorruptCheckpoint` if the file is damaged."""
+    """Inverse of `save_state`; `CorruptCheckpoint` if the file is damaged (05_training.ipynb)."""
     tensors, config = load_safetensors(path, device=device)
     if "state" not in config:
         raise CorruptCheckpoint(f"{path} holds no training state (written by save_safetensors, not save_state?)")

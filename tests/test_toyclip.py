@@ -155,7 +155,7 @@ def test_command_line_eval(tmp_path, capsys):
 
 def test_shipped_weights_zero_shot_and_manifest():
     """The shipped CLIP on 200 fresh renders (another seed than the manifest's 1,000): zero-shot
-    accuracy >= 85% for every attribute (issue #4's bar is 90% on 1,000 renders; 85% leaves room for
+    accuracy >= 85% for every attribute (the toy CLIP's bar is 90% on 1,000 renders; 85% leaves room for
     200-render noise), and the accuracies recorded in data/MANIFEST.json are reproduced within 4
     binomial standard errors, with a `bar_met` flag that agrees with the recorded figures."""
     import math

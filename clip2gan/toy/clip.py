@@ -1,7 +1,7 @@
 """The toy world's small CLIP: open_clip's own `CLIP` class, a custom config, trained here (01_clip_embedding.ipynb).
 
 No pretrained CLIP can be downloaded where this project is built, so the `toyfaces` profile
-(DESIGN §2) uses a CLIP that this module trains contrastively on captioned toy faces
+uses a CLIP that this module trains contrastively on captioned toy faces
 (`clip2gan.toy.faces`) with open_clip's `ClipLoss`. The model is an ordinary open_clip model:
 
     from clip2gan.toy import clip as toyclip
@@ -48,7 +48,7 @@ every `ckpt_every` steps; `resume=True` continues from it bit-for-bit. The shipp
 model in float16 with its config (`save`).
 
 Evaluation (`evaluate`, `python -m clip2gan.toy.clip eval`): zero-shot accuracy per attribute on
-held-out renders (one prompt per value, `toyfaces.value_prompt`, argmax cosine; a bald face's hair
+held-out renders (one prompt per value, `clip2gan.toy.faces.value_prompt`, argmax cosine; a bald face's hair
 colour is not scored) and caption → image top-1 retrieval among groups of 100.
 """
 
@@ -57,17 +57,35 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
 import math
 import os
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from clip2gan.checkpoint import load_optimizer_tensors, load_safetensors, optimizer_tensors, save_safetensors
+from clip2gan.cli import add_config_args, config_from_args, option
+from clip2gan.hub import DATA_DIR, resolve, write_manifest_entry
+from clip2gan.toy.faces import (
+    ATTRIBUTES,
+    EVAL_SEED,
+    RESOLUTION,
+    ToyFaces,
+    attributes_to_labels,
+    caption,
+    render,
+    sample_attributes,
+    value_prompt,
+)
 
 __all__ = [
     "MODEL_NAME",
@@ -88,12 +106,15 @@ __all__ = [
     "save",
     "load",
     "evaluate",
+    "ClipTrainOptions",
+    "ClipEvalOptions",
     "cmd_train",
     "cmd_eval",
     "main",
 ]
 
 MODEL_NAME = "toyfaces-clip"
+Tokenizer = Callable[[Sequence[str]], torch.Tensor]  # open_clip's: texts -> token ids [N, context_length]
 CONFIG_PATH = Path(__file__).resolve().parent.parent / "model_configs" / f"{MODEL_NAME}.json"
 
 # open_clip's defaults (OpenAI CLIP mean/std); `size` is the ViT's input resolution.
@@ -124,7 +145,7 @@ def register() -> None:
     Adds only this package's JSON file to open_clip's config search path (once), so it works
     offline and changes nothing else in open_clip.
     """
-    import open_clip
+    import open_clip  # deferred: importing open_clip takes seconds, and only these functions need it
 
     if MODEL_NAME not in open_clip.list_models():
         open_clip.add_model_config(CONFIG_PATH)
@@ -152,9 +173,7 @@ def create_model(config: dict[str, Any] | None = None, device: str | torch.devic
     Built through `open_clip.create_model("toyfaces-clip", ...)`, with `config`'s `embed_dim`,
     `vision_cfg` and `text_cfg` passed as overrides; `model.visual.preprocess_cfg` is set.
     """
-    import logging
-
-    import open_clip
+    import open_clip  # deferred: importing open_clip takes seconds
     from open_clip.model import set_model_preprocess_cfg
 
     register()
@@ -169,9 +188,9 @@ def create_model(config: dict[str, Any] | None = None, device: str | torch.devic
     return model
 
 
-def get_tokenizer(config: dict[str, Any] | None = None):
+def get_tokenizer(config: dict[str, Any] | None = None) -> Tokenizer:
     """open_clip's tokenizer for `toyfaces-clip` with `config`'s context length (01_clip_embedding.ipynb)."""
-    import open_clip
+    import open_clip  # deferred: importing open_clip takes seconds
 
     register()
     config = model_config() if config is None else config
@@ -195,7 +214,7 @@ def to_model_input(images: torch.Tensor, preprocess_cfg: dict[str, Any] | None =
 
 def encode_text_trimmed(model: torch.nn.Module, tokens: torch.Tensor, normalize: bool = False,
                         buckets: int = 1) -> torch.Tensor:
-    """`model.encode_text(tokens)` computed without the padding after each caption's end token.
+    """`model.encode_text(tokens)` computed without the padding after each caption's end token (01_clip_embedding.ipynb).
 
     Equal to `model.encode_text` up to float rounding (a test checks it), not an approximation:
     the text transformer is causal and pools at the end token, so the padding after the end token
@@ -237,7 +256,7 @@ def encode_images(model: torch.nn.Module, images: torch.Tensor, batch_size: int 
 
 
 @torch.no_grad()
-def encode_texts(model: torch.nn.Module, tokenizer, texts: Sequence[str], batch_size: int = 500) -> torch.Tensor:
+def encode_texts(model: torch.nn.Module, tokenizer: Tokenizer, texts: Sequence[str], batch_size: int = 500) -> torch.Tensor:
     """L2-normalised text features `[N, embed_dim]` (01_clip_embedding.ipynb)."""
     device = _model_device(model)
     texts = list(texts)
@@ -256,8 +275,6 @@ def flip_attribute(attrs: dict[str, Any], name: str, rng: np.random.Generator) -
 
     Flipping a bald face's `hair_color` or `bangs` is not possible: raises ValueError.
     """
-    from clip2gan.toy.faces import ATTRIBUTES
-
     bald = attrs["hair_length"] == "bald"
     if bald and name in ("hair_color", "bangs"):
         raise ValueError(f"a bald face has no {name} to flip")
@@ -275,8 +292,6 @@ def flip_attribute(attrs: dict[str, Any], name: str, rng: np.random.Generator) -
 
 def _minimal_pair(rng: np.random.Generator, resolution: int, tries: int = 30):
     """Two faces differing in one attribute, same nuisance draws and wording, both captions stating it."""
-    from clip2gan.toy.faces import ATTRIBUTES, caption, render, sample_attributes
-
     a = sample_attributes(rng)
     names = [n for n in ATTRIBUTES if not (a["hair_length"] == "bald" and n in ("hair_color", "bangs"))]
     weights = np.array([_HARD_ATTRIBUTE_WEIGHTS.get(n, 1.0) for n in names])
@@ -299,10 +314,8 @@ def make_batch(step: int, batch_size: int, seed: int = 0, hard_fraction: float =
     """Training batch `step` of the stream `seed`: `(images [B, 3, R, R] in [-1, 1], captions, attrs)` (01_clip_embedding.ipynb).
 
     Deterministic per `(seed, step)`. A fraction `hard_fraction` of the batch is minimal pairs
-    (adjacent items), the rest independent faces with `toyfaces.caption` captions.
+    (adjacent items), the rest independent faces with `clip2gan.toy.faces.caption` captions.
     """
-    from clip2gan.toy.faces import RESOLUTION, caption, render, sample_attributes
-
     resolution = resolution or RESOLUTION
     rng = np.random.default_rng([int(seed), int(step), _DATA_SALT])
     n_pairs = int(batch_size * hard_fraction) // 2
@@ -327,7 +340,8 @@ def make_batch(step: int, batch_size: int, seed: int = 0, hard_fraction: float =
 
 
 def lr_at(step: int, steps: int, lr: float, warmup: int, min_lr_ratio: float = 0.0) -> float:
-    """Learning rate at `step`: linear warm-up over `warmup` steps, then cosine decay to `min_lr_ratio * lr`."""
+    """Learning rate at `step`: linear warm-up over `warmup` steps, then cosine decay to `min_lr_ratio * lr`
+    (01_clip_embedding.ipynb)."""
     if step < warmup:
         return lr * (step + 1) / warmup
     t = min(1.0, (step - warmup) / max(1, steps - warmup))
@@ -349,10 +363,7 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
 
 def _checkpoint_tensors(modules: dict[str, torch.nn.Module], opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     tensors = {f"{prefix}.{k}": v for prefix, module in modules.items() for k, v in module.state_dict().items()}
-    for idx, state in opt.state_dict()["state"].items():
-        for key, value in state.items():
-            tensors[f"optim.{idx}.{key}"] = value if isinstance(value, torch.Tensor) else torch.tensor(value)
-    return tensors
+    return {**tensors, **optimizer_tensors(opt, "optim")}
 
 
 def _restore_checkpoint(modules: dict[str, torch.nn.Module], opt: torch.optim.Optimizer,
@@ -360,14 +371,7 @@ def _restore_checkpoint(modules: dict[str, torch.nn.Module], opt: torch.optim.Op
     for prefix, module in modules.items():
         n = len(prefix) + 1
         module.load_state_dict({k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}, strict=True)
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, idx, name = key.split(".", 2)
-            state.setdefault(int(idx), {})[name] = value
-    sd = opt.state_dict()
-    sd["state"] = state
-    opt.load_state_dict(sd)
+    load_optimizer_tensors(opt, tensors, "optim")
 
 
 def save(model: torch.nn.Module, path: str | os.PathLike, config: dict[str, Any], half: bool = True,
@@ -376,8 +380,6 @@ def save(model: torch.nn.Module, path: str | os.PathLike, config: dict[str, Any]
 
     The file loads with `load(path)`; writes are atomic (`clip2gan.checkpoint`).
     """
-    from clip2gan.checkpoint import save_safetensors
-
     meta = {"format": "clip2gan.toy.clip/1", "open_clip_model": MODEL_NAME, "model_cfg": config,
             "preprocess_cfg": {k: list(v) if isinstance(v, tuple) else v
                                for k, v in getattr(model.visual, "preprocess_cfg", _preprocess_cfg(config)).items()},
@@ -385,17 +387,14 @@ def save(model: torch.nn.Module, path: str | os.PathLike, config: dict[str, Any]
     return save_safetensors(model.state_dict(), path, meta, half=half)
 
 
-def load(path_or_name: str | os.PathLike = MODEL_NAME, device: str | torch.device = "cpu"):
+def load(path_or_name: str | os.PathLike = MODEL_NAME, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Tokenizer]:
     """`(model, tokenizer)` from shipped weights (by artefact name, through `clip2gan.hub.resolve`) or a file,
     in eval mode, float32 (01_clip_embedding.ipynb).
 
     A missing file raises `hub.WeightsNotFound`; a damaged one `checkpoint.CorruptCheckpoint` or
     `hub.ChecksumMismatch` — each names the file and what to do.
     """
-    from open_clip.model import set_model_preprocess_cfg
-
-    from clip2gan.checkpoint import load_safetensors
-    from clip2gan.hub import resolve
+    from open_clip.model import set_model_preprocess_cfg  # deferred: importing open_clip takes seconds
 
     path = resolve(path_or_name)
     state, meta = load_safetensors(path)
@@ -423,13 +422,9 @@ class _AttributeHeads(torch.nn.Module):
 
     def __init__(self, embed_dim: int):
         super().__init__()
-        from clip2gan.toy.faces import ATTRIBUTES
-
         self.heads = torch.nn.ModuleDict({a: torch.nn.Linear(embed_dim, len(v)) for a, v in ATTRIBUTES.items()})
 
     def loss(self, image_features: torch.Tensor, attrs: Sequence[dict[str, Any]]) -> torch.Tensor:
-        from clip2gan.toy.faces import attributes_to_labels
-
         labels = torch.stack([attributes_to_labels(a) for a in attrs]).to(image_features.device)  # [N, n_attr]
         x = image_features * 10.0  # unit-norm features: a fixed scale so the heads need no large weights
         return sum(F.cross_entropy(head(x), labels[:, j], ignore_index=-1)
@@ -473,10 +468,7 @@ def train(
     Returns `{"step", "train_seconds", "loss" (mean of the last 50), "losses" (this call's, per step),
     "out" (None if stopped early), "metrics" (the last monitoring evaluation, if eval_every)}`.
     """
-    from open_clip.loss import ClipLoss
-    from tqdm.auto import tqdm
-
-    from clip2gan.checkpoint import load_safetensors, save_safetensors
+    from open_clip.loss import ClipLoss  # deferred: importing open_clip takes seconds
 
     log = log or (lambda s: print(s, file=sys.stderr))
     if threads:
@@ -599,18 +591,16 @@ _EVAL_SEED_VAL = 1_000_033
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, tokenizer=None, n: int = 1000, seed: int | None = None,
+def evaluate(model: torch.nn.Module, tokenizer: Tokenizer | None = None, n: int = 1000, seed: int | None = None,
              group_size: int = 100) -> dict[str, Any]:
     """Zero-shot accuracy per attribute and caption → image retrieval on `n` held-out renders (01_clip_embedding.ipynb).
 
-    Zero-shot: one prompt per value (`toyfaces.value_prompt`), the value whose prompt has the
+    Zero-shot: one prompt per value (`clip2gan.toy.faces.value_prompt`), the value whose prompt has the
     highest cosine with the image wins; a bald face's hair colour is not scored. Retrieval: the
     renders are cut into groups of `group_size`; each caption ranks the images of its group, and
     top-1 is the fraction whose own image ranks first (averaged over all groups).
     Returns `{"zero_shot": {attr: acc}, "zero_shot_min", "zero_shot_mean", "retrieval_top1", "n", "seed"}`.
     """
-    from clip2gan.toy.faces import ATTRIBUTES, EVAL_SEED, ToyFaces, value_prompt
-
     seed = EVAL_SEED if seed is None else int(seed)
     if tokenizer is None:
         tokenizer = get_tokenizer(model_config(text_cfg={"context_length": int(model.context_length)}))
@@ -659,54 +649,69 @@ def _repo_relative(path: Path) -> str:
         return str(path)
 
 
-def cmd_train(argv: Sequence[str] | None = None) -> int:
-    """`python -m clip2gan.toy.clip train [options]` (also `python -m clip2gan.toy.faces train-clip`)."""
-    from clip2gan.hub import DATA_DIR, write_manifest_entry
+@dataclass
+class ClipTrainOptions:
+    """The settings of `python -m clip2gan.toy.clip train` (01_clip_embedding.ipynb)."""
 
+    out: str = option(str(DATA_DIR / f"{MODEL_NAME}.safetensors"), "where the final float16 weights go (+ .json)")
+    run_dir: str | None = option(None, "checkpoint and log folder (none: runs/<out stem>)")
+    steps: int = option(2000, "training steps (more than a resumed run had extends its cosine schedule)")
+    batch_size: int = option(128, "caption-image pairs per step")
+    lr: float = option(1e-3, "peak AdamW learning rate")
+    seed: int = option(0, "seed of the initial weights and of the stream of training pairs")
+    hard_fraction: float = option(0.5, "share of each batch in minimal pairs (faces differing in one attribute)")
+    aux_weight: float = option(5.0, "weight of the auxiliary attribute loss on image features (0: contrastive only)")
+    warmup: int | None = option(None, "linear warm-up steps (none: a tenth of the steps, at most 500)")
+    weight_decay: float = option(0.1, "AdamW weight decay (not on gains, biases, norms and the logit scale)")
+    ckpt_every: int = option(100, "steps between resumable checkpoints")
+    eval_every: int = option(0, "steps between monitoring evaluations on 500 renders (0: none)")
+    threads: int = option(1, "torch CPU threads")
+    max_seconds: float | None = option(None, "stop after this many seconds, resumably")
+    resume: bool = option(True, "continue from the run's checkpoint if it exists (--no-resume: start over)")
+    config: str | None = option(None, "JSON file with an architecture (none: the packaged one)")
+    manifest: str = option("auto", "evaluate and record in data/MANIFEST.json (auto: when --out is in data/)",
+                           choices=("auto", "yes", "no"))
+    progress: bool = option(True, "show a progress bar")
+
+
+@dataclass
+class ClipEvalOptions:
+    """The settings of `python -m clip2gan.toy.clip eval` (01_clip_embedding.ipynb)."""
+
+    weights: str = option(MODEL_NAME, "artefact name or .safetensors path")
+    n: int = option(1000, "held-out renders")
+    seed: int = option(EVAL_SEED, "seed of the held-out renders")
+    threads: int = option(1, "torch CPU threads")
+    json: str | None = option(None, "also write the metrics to this file")
+
+
+def cmd_train(argv: Sequence[str] | None = None) -> int:
+    """`python -m clip2gan.toy.clip train [options]` (01_clip_embedding.ipynb)."""
     p = argparse.ArgumentParser(prog="python -m clip2gan.toy.clip train",
                                 description="Train the toy world's small CLIP (resumable).")
-    p.add_argument("--out", default=str(DATA_DIR / f"{MODEL_NAME}.safetensors"), help="final fp16 weights")
-    p.add_argument("--run-dir", default=None, help="checkpoint folder (default runs/<out stem>)")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hard-fraction", type=float, default=0.5, help="share of each batch in minimal pairs")
-    p.add_argument("--aux-weight", type=float, default=5.0,
-                   help="weight of the auxiliary attribute loss on image features (0: contrastive only)")
-    p.add_argument("--warmup", type=int, default=None)
-    p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--ckpt-every", type=int, default=100)
-    p.add_argument("--eval-every", type=int, default=0, help="monitoring evaluation (500 renders) every N steps")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--max-seconds", type=float, default=None, help="stop (resumably) after this long")
-    p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
-    p.add_argument("--config", default=None, help="JSON file with an architecture (default: the packaged one)")
-    p.add_argument("--manifest", choices=("auto", "yes", "no"), default="auto",
-                   help="evaluate and record in data/MANIFEST.json (auto: when --out is in data/)")
-    p.add_argument("--no-progress", action="store_true")
+    add_config_args(p, ClipTrainOptions)
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = p.parse_args(argv)
-    config = json.loads(Path(args.config).read_text()) if args.config else None
-    result = train(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                   resume=not args.no_resume, run_dir=args.run_dir, config=config,
-                   hard_fraction=args.hard_fraction, aux_weight=args.aux_weight, warmup=args.warmup, weight_decay=args.weight_decay,
-                   ckpt_every=args.ckpt_every, eval_every=args.eval_every, threads=args.threads,
-                   progress=not args.no_progress, max_seconds=args.max_seconds)
+    opts = config_from_args(ClipTrainOptions, p.parse_args(argv))
+    config = json.loads(Path(opts.config).read_text()) if opts.config else None
+    result = train(opts.out, steps=opts.steps, batch_size=opts.batch_size, lr=opts.lr, seed=opts.seed,
+                   resume=opts.resume, run_dir=opts.run_dir, config=config, hard_fraction=opts.hard_fraction,
+                   aux_weight=opts.aux_weight, warmup=opts.warmup, weight_decay=opts.weight_decay,
+                   ckpt_every=opts.ckpt_every, eval_every=opts.eval_every, threads=opts.threads,
+                   progress=opts.progress, max_seconds=opts.max_seconds)
     print(json.dumps({k: v for k, v in result.items() if k not in ("metrics", "losses")}))
     if result["out"] is None:
         return 0
     out = Path(result["out"])
-    record = args.manifest == "yes" or (args.manifest == "auto" and out.resolve().parent == DATA_DIR.resolve())
+    record = opts.manifest == "yes" or (opts.manifest == "auto" and out.resolve().parent == DATA_DIR.resolve())
     if record:
         model, tokenizer = load(out)
         metrics = evaluate(model, tokenizer, n=1000)
         _print_metrics(metrics)
         command = "python -m clip2gan.toy.clip train " + shlex.join(argv)
-        bar_met = metrics["zero_shot_min"] >= 0.9 and metrics["retrieval_top1"] >= 0.5  # issue #4
+        bar_met = metrics["zero_shot_min"] >= 0.9 and metrics["retrieval_top1"] >= 0.5  # the toy CLIP's bar
         write_manifest_entry(out, command=command, train_seconds=result["train_seconds"], metrics=metrics,
-                             bar_met=bar_met, steps=args.steps, pairs_seen=args.steps * args.batch_size,
-                             threads=args.threads, params=sum(p.numel() for p in model.parameters()))
+                             bar_met=bar_met, steps=opts.steps, pairs_seen=opts.steps * opts.batch_size,
+                             threads=opts.threads, params=sum(p.numel() for p in model.parameters()))
     return 0
 
 
@@ -721,23 +726,18 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
 
 
 def cmd_eval(argv: Sequence[str] | None = None) -> int:
-    """`python -m clip2gan.toy.clip eval [--weights NAME_OR_PATH] [--n 1000] [--seed S] [--json FILE]`."""
-    from clip2gan.toy.faces import EVAL_SEED
-
+    """`python -m clip2gan.toy.clip eval [--weights NAME_OR_PATH] [--n 1000] [--seed S] [--json FILE]`
+    (01_clip_embedding.ipynb)."""
     p = argparse.ArgumentParser(prog="python -m clip2gan.toy.clip eval",
                                 description="Zero-shot accuracy and retrieval of the toy CLIP on held-out renders.")
-    p.add_argument("--weights", default=MODEL_NAME, help="artefact name or .safetensors path")
-    p.add_argument("--n", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=EVAL_SEED)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--json", default=None, help="also write the metrics to this file")
-    args = p.parse_args(list(argv) if argv is not None else None)
-    torch.set_num_threads(args.threads)
-    model, tokenizer = load(args.weights)
-    metrics = evaluate(model, tokenizer, n=args.n, seed=args.seed)
+    add_config_args(p, ClipEvalOptions)
+    opts = config_from_args(ClipEvalOptions, p.parse_args(list(argv) if argv is not None else None))
+    torch.set_num_threads(opts.threads)
+    model, tokenizer = load(opts.weights)
+    metrics = evaluate(model, tokenizer, n=opts.n, seed=opts.seed)
     _print_metrics(metrics)
-    if args.json:
-        Path(args.json).write_text(json.dumps(metrics, indent=2) + "\n")
+    if opts.json:
+        Path(opts.json).write_text(json.dumps(metrics, indent=2) + "\n")
     return 0
 
 

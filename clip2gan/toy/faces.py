@@ -481,7 +481,8 @@ def _noun_phrase_sentence(clauses: Sequence[tuple[str, str]]) -> str:
     return head + (" " + ", ".join(tails) if tails else "") + "."
 
 
-def caption(attrs: dict[str, Any], rng: np.random.Generator, return_mentioned: bool = False):
+def caption(attrs: dict[str, Any], rng: np.random.Generator,
+            return_mentioned: bool = False) -> str | tuple[str, tuple[str, ...]]:
     """A Multi-Modal-CelebA-HQ-style caption stating a random subset (>= 2) of `attrs` (00_setup.ipynb).
 
     "This person has long blond hair with bangs and wears eyeglasses. They are smiling."
