@@ -50,7 +50,8 @@ from clip2gan.cli import add_config_args, config_from_args, option
 from clip2gan.evaluation.protocol import SETTINGS, bars, eval_data, evaluate
 from clip2gan.evaluation.tables import plot_sweep, write_csv
 from clip2gan.losses import LPIPSLoss
-from clip2gan.model import CLIP2GAN, load_feature_bank, load_mapping
+from clip2gan.modality_gap import load_feature_bank
+from clip2gan.model import CLIP2GAN, load_mapping
 from clip2gan.runtime import device_label, pick_device
 from clip2gan.toy.faces import AttributeClassifier
 from clip2gan.train import TrainConfig, Trainer, build_world, discriminator_like
