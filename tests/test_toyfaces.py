@@ -41,7 +41,7 @@ def samples() -> list[dict]:
     return [sample_attributes(rng) for _ in range(N_SAMPLES)]
 
 
-def test_schema_is_exactly_the_issue_vocabulary():
+def test_schema_is_exactly_the_captioned_vocabulary():
     assert ATTRIBUTES == {
         "hair_color": ("black", "brown", "blond", "red", "gray"),
         "hair_length": ("bald", "short", "long"),
