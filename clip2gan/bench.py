@@ -23,14 +23,29 @@ import dataclasses
 import json
 import os
 import platform
+import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+import numpy as np
 import torch
 
+from clip2gan import hub
 from clip2gan.cli import add_config_args, option
+from clip2gan.clip_encoder import ClipEncoder
+from clip2gan.edit import edit_image
+from clip2gan.identity import IRSE50, face_crop
+from clip2gan.losses import IdentityLoss, LPIPSLoss, d_loss, g_adv_loss, requires_grad
+from clip2gan.mapping import MappingNetwork
+from clip2gan.model import CLIP2GAN
+from clip2gan.stylegan2 import Generator, set_resample_impl
+from clip2gan.toy import clip as toyclip
+from clip2gan.train import TrainConfig, Trainer, discriminator_like
+from clip2gan.viz import to_uint8
+from clip2gan.widgets import EditingApp, png_bytes
 
 __all__ = ["Benchmark", "BENCHMARKS", "Timing", "register", "timeit", "resolve_device", "main"]
 
@@ -180,7 +195,6 @@ def bench_stylegan2(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _bench_stylegan2(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    from clip2gan.stylegan2 import Generator, set_resample_impl
 
     quick = bool(getattr(args, "quick", False))
     max_res = getattr(args, "max_res", None)
@@ -313,15 +327,9 @@ class TrainingBenchConfig:
 
 def _training_world(size: str, device: torch.device) -> dict[str, Any]:
     """Random-weight components at the requested size (nothing is downloaded)."""
-    from clip2gan.clip_encoder import ClipEncoder
-    from clip2gan.identity import IRSE50
-    from clip2gan.losses import IdentityLoss, LPIPSLoss
-    from clip2gan.stylegan2 import Generator
-    from clip2gan.train import discriminator_like
 
     torch.manual_seed(0)
     if size == "toy":
-        from clip2gan.toy import clip as toyclip
 
         clip = ClipEncoder(toyclip.create_model(device=device), toyclip.get_tokenizer(), name="toyfaces-clip (random)")
         G = Generator(z_dim=128, c_dim=0, w_dim=128, img_resolution=32, img_channels=3,
@@ -347,7 +355,6 @@ class _RandomArcFace(torch.nn.Module):
         self.net = net.eval().requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from clip2gan.identity import face_crop
 
         return torch.nn.functional.normalize(self.net(face_crop(x)), dim=-1)
 
@@ -355,8 +362,6 @@ class _RandomArcFace(torch.nn.Module):
 def _component_times(world: dict[str, Any], x: torch.Tensor, amp: bool, reps: int = 3) -> list[tuple[str, float]]:
     """Seconds per call of each piece of one training step, timed alone and printed as each ends, so
     a slow or stalled step shows which piece holds it (CLIP, M, G, LPIPS, identity, D, penalty)."""
-    from clip2gan.losses import d_loss, g_adv_loss, requires_grad
-    from clip2gan.mapping import MappingNetwork
 
     device = x.device
     G, D, clip = world["G"], world["D"], world["clip"]
@@ -415,9 +420,7 @@ def _component_times(world: dict[str, Any], x: torch.Tensor, amp: bool, reps: in
 @register("training", help="CLIP2GAN training step: images/s and peak memory; full loss vs reconstruction only; "
                            "AMP vs fp32 on CUDA", config=TrainingBenchConfig)
 def bench_training(args: argparse.Namespace) -> dict[str, Any]:
-    import tempfile
 
-    from clip2gan.train import TrainConfig, Trainer
 
     device = resolve_device(args.device)
     size = getattr(args, "size", "toy")
@@ -499,18 +502,12 @@ class EditingBenchConfig:
 def _toy_world_model(device: torch.device, random_world: bool = False):
     """The shipped toyfaces CLIP2GAN, or (absent, or asked for) random weights at the same sizes:
     the toy CLIP config, a 32 px G (w 128, channel_max 128) and the default 12 × 512 mapping network."""
-    from clip2gan import hub
-    from clip2gan.model import CLIP2GAN
 
     if not random_world:
         try:
             return CLIP2GAN.from_pretrained("toyfaces", device=device), "shipped toyfaces weights"
         except (hub.WeightsNotFound, FileNotFoundError):
             pass
-    from clip2gan.clip_encoder import ClipEncoder
-    from clip2gan.mapping import MappingNetwork
-    from clip2gan.stylegan2 import Generator
-    from clip2gan.toy import clip as toyclip
 
     torch.manual_seed(0)
     clip = ClipEncoder(toyclip.create_model(device=device), toyclip.get_tokenizer(), name="toyfaces-clip (random)")
@@ -537,13 +534,8 @@ def _clocked(fn: Callable[[], Any], device: torch.device) -> tuple[float, float]
 @register("editing", help="EditingApp: median update latency of a β change vs a full re-encode per change (toyfaces size)",
           config=EditingBenchConfig)
 def bench_editing(args: argparse.Namespace) -> dict[str, Any]:
-    import statistics
 
-    import numpy as np
 
-    from clip2gan.edit import edit_image
-    from clip2gan.viz import to_uint8
-    from clip2gan.widgets import EditingApp, png_bytes
 
     device = resolve_device(args.device)
     n = 10 if args.quick else max(1, int(getattr(args, "changes", 50)))
@@ -600,7 +592,6 @@ class FIDBenchConfig:
 @register("fid", help="FID features/s (toy classifier, FID Inception with random weights); "
                       "eigenvalue Fréchet distance vs scipy sqrtm", config=FIDBenchConfig)
 def bench_fid(args: argparse.Namespace) -> dict[str, Any]:
-    import numpy as np
 
     from clip2gan.evaluation.metrics import FIDInceptionV3, frechet_distance
     from clip2gan.toy.faces import AttributeClassifier

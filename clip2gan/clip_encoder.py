@@ -34,8 +34,12 @@ import os
 import warnings
 from typing import Any, Mapping, Sequence
 
+import open_clip
 import torch
 import torch.nn.functional as F
+from huggingface_hub import try_to_load_from_cache
+from huggingface_hub.constants import HF_HUB_CACHE as hf_cache
+from open_clip import pretrained as ocp
 from torch import nn
 
 from clip2gan.hub import WeightsNotFound
@@ -312,7 +316,6 @@ class ClipEncoder(nn.Module):
         downloaded (offline, `HF_HUB_OFFLINE=1`), `WeightsNotFound` says what was looked for and how
         to provide it. `model_kwargs` go to `open_clip.create_model`.
         """
-        import open_clip
 
         force_pp: dict[str, Any] = {}
         checkpoint = pretrained
@@ -371,7 +374,6 @@ def _truthy(value: str | None) -> bool:
 
 def _resolve_open_clip_weights(name: str, tag: str, cfg: Mapping[str, Any], cache_dir: str | None) -> str:
     """The local file of an open_clip weights tag, honouring HF_HUB_OFFLINE; WeightsNotFound if absent."""
-    from open_clip import pretrained as ocp
 
     offline = _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE"))
     looked: list[str] = []
@@ -384,16 +386,11 @@ def _resolve_open_clip_weights(name: str, tag: str, cfg: Mapping[str, Any], cach
         else:
             repo_id, filename = os.path.split(hf)
         candidates = [*ocp._get_safe_alternatives(filename), filename]
-        try:
-            from huggingface_hub import try_to_load_from_cache
-        except ImportError:  # pragma: no cover - open_clip depends on huggingface_hub
-            try_to_load_from_cache = None
-        if try_to_load_from_cache is not None:
-            for fn in candidates:
-                hit = try_to_load_from_cache(repo_id, fn, cache_dir=cache_dir)
-                looked.append(f"Hugging Face cache: {repo_id}/{fn}")
-                if isinstance(hit, str) and os.path.isfile(hit):
-                    return hit
+        for fn in candidates:
+            hit = try_to_load_from_cache(repo_id, fn, cache_dir=cache_dir)
+            looked.append(f"Hugging Face cache: {repo_id}/{fn}")
+            if isinstance(hit, str) and os.path.isfile(hit):
+                return hit
     url_file = None
     if url:
         url_file = os.path.join(cache_dir or os.path.expanduser("~/.cache/clip"), os.path.basename(url))
@@ -411,10 +408,6 @@ def _resolve_open_clip_weights(name: str, tag: str, cfg: Mapping[str, Any], cach
         except Exception as err:  # network errors come in many types; all mean "not available"
             error = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
 
-    try:
-        from huggingface_hub.constants import HF_HUB_CACHE as hf_cache
-    except ImportError:  # pragma: no cover
-        hf_cache = os.path.expanduser("~/.cache/huggingface/hub")
     lines = [
         f"CLIP weights {name} / '{tag}' are not available ({error}).",
         "  Looked in: " + "; ".join(looked),

@@ -42,6 +42,7 @@ import dataclasses
 from typing import Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from clip2gan.clip_encoder import check_prompts
 from clip2gan.losses import NoiseConfig, add_clip_noise
@@ -135,7 +136,6 @@ def generate(
         f = noisy
     f = model.correct_text_features(f, correction)  # the correction comes last: M sees what it was trained on
 
-    from tqdm.auto import tqdm
 
     out = []
     w_avg = model.mapping.w_avg

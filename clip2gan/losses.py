@@ -55,9 +55,11 @@ import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Mapping
 
+import lpips
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models import AlexNet_Weights
 
 from clip2gan.hub import WeightsNotFound
 from clip2gan.profiles import get_profile
@@ -116,7 +118,6 @@ def reconstruction_loss(x: torch.Tensor, x_rec: torch.Tensor, mode: Literal["mse
 
 def alexnet_weights_path() -> str:
     """Where torchvision keeps the ImageNet AlexNet weights LPIPS needs (`$TORCH_HOME/hub/checkpoints`)."""
-    from torchvision.models import AlexNet_Weights
 
     url = AlexNet_Weights.IMAGENET1K_V1.url
     return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(url))
@@ -129,7 +130,6 @@ def _download_allowed(download: bool | None) -> bool:
 
 
 def _build_lpips(**kwargs: Any) -> nn.Module:
-    import lpips
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torchvision's 'pretrained' deprecation notice inside lpips
@@ -202,7 +202,6 @@ class LPIPSLoss(nn.Module):
 
     @staticmethod
     def _alex_message(path: str, why: str) -> str:
-        from torchvision.models import AlexNet_Weights
 
         return (
             f"LPIPS(net='alex') needs torchvision's ImageNet AlexNet weights ({why}).\n"
@@ -231,7 +230,6 @@ class LPIPSLoss(nn.Module):
         return self
 
     def _clip_distance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        import lpips
 
         fx = self.clip.image_intermediates(x, self.clip_indices)
         with torch.no_grad():

@@ -9,7 +9,10 @@ import sys
 from typing import Any
 
 import numpy as np
+import open_clip
 import torch
+
+import clip2gan
 
 __all__ = ["pick_device", "seed_everything", "environment_report", "device_label", "in_colab", "colab_defaults"]
 
@@ -80,9 +83,7 @@ def device_label(device: str | torch.device = "cpu") -> str:
 
 def environment_report(device: str | torch.device = "auto") -> dict[str, Any]:
     """Versions and hardware, as a dict (printed by the first cell of each notebook)."""
-    import open_clip
 
-    import clip2gan
 
     dev = pick_device(device)
     report = {

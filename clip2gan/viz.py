@@ -11,8 +11,12 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from PIL import Image
+
+from clip2gan.checkpoint import atomic_path
 
 __all__ = ["to_uint8", "make_grid", "save_grid", "show_grid", "show_strip", "plot_curves", "read_jsonl"]
 
@@ -48,9 +52,7 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1, upsca
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, upscale: int = 2) -> Path:
     """Save a grid of images as PNG (atomic write); returns the path."""
-    from PIL import Image
 
-    from clip2gan.checkpoint import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -61,7 +63,6 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, u
 def show_grid(images: torch.Tensor, nrow: int | None = None, titles: Sequence[str] | None = None,
               title: str | None = None, scale: float = 1.2, fontsize: int = 7):
     """A matplotlib figure with one axis per image (titles under each) — for notebooks."""
-    import matplotlib.pyplot as plt
 
     tiles = to_uint8(images)
     n = len(tiles)
@@ -84,7 +85,6 @@ def show_grid(images: torch.Tensor, nrow: int | None = None, titles: Sequence[st
 def show_strip(rows: Sequence[torch.Tensor], row_labels: Sequence[str], col_labels: Sequence[str],
                title: str | None = None, scale: float = 1.1):
     """A labelled table of images, e.g. β strips (rows: prompts, columns: β values)."""
-    import matplotlib.pyplot as plt
 
     ncol = len(col_labels)
     fig, axes = plt.subplots(len(rows), ncol, figsize=(scale * ncol + 1.5, scale * len(rows) + 0.4), squeeze=False)
@@ -118,7 +118,6 @@ def read_jsonl(path: str | Path) -> list[dict]:
 def plot_curves(rows: Sequence[dict], keys: Sequence[str], x: str = "step", title: str | None = None,
                 logy: bool = False, ax=None):
     """Plot the named keys of a list of log records against `x` (missing values skipped)."""
-    import matplotlib.pyplot as plt
 
     if ax is None:
         fig, ax = plt.subplots(figsize=(6, 3.2))

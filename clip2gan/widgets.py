@@ -32,8 +32,11 @@ import math
 import warnings
 from typing import Any
 
+import ipywidgets as W
 import numpy as np
 import torch
+from IPython.display import display
+from PIL import Image
 
 from clip2gan.edit import (
     LAYER_NAMES,
@@ -48,6 +51,7 @@ from clip2gan.edit import (
     text_direction,
 )
 from clip2gan.images import MAX_PIXELS, ImageConversionWarning
+from clip2gan.toy.faces import RESOLUTION, render_labeled_batch
 from clip2gan.viz import to_uint8
 
 __all__ = ["EditingApp", "png_bytes", "BETA_RANGE", "EXTENDED_BETA_RANGE"]
@@ -58,7 +62,6 @@ EXTENDED_BETA_RANGE = (-1.0, 2.0)
 
 def png_bytes(image: np.ndarray, upscale: int = 1) -> bytes:
     """uint8 HWC → PNG bytes, optionally upscaled by an integer factor (nearest neighbour)."""
-    from PIL import Image
 
     if upscale > 1:
         image = image.repeat(upscale, axis=0).repeat(upscale, axis=1)
@@ -68,7 +71,6 @@ def png_bytes(image: np.ndarray, upscale: int = 1) -> bytes:
 
 
 def _toy_faces(n: int, seed: int, resolution: int) -> dict[str, torch.Tensor]:
-    from clip2gan.toy.faces import RESOLUTION, render_labeled_batch
 
     # rendered at the generator's resolution when that is small (no resize), else at the toy 32 px
     images, _, attrs = render_labeled_batch(n, np.random.default_rng(seed), resolution if resolution <= 128 else RESOLUTION)
@@ -96,15 +98,14 @@ class EditingApp:
 
     model: a `CLIP2GAN`. images: a tensor `[N, 3, H, W]`, a list, a dict name → image, or one image
     (anything `clip2gan.images.prepare_images` reads); None: `n_toy` fresh toy faces (seed `seed`).
-    prompt / beta / layers / space / mode: initial values (mode None: the model's `edit_mode`). neutral: the directional mode's neutral
-    prompt (default `default_neutral(model)`). max_pixels: larger uploads are refused. display_size:
-    the approximate on-screen size of each image in pixels.
+    prompt / beta / layers / space / mode: initial values (mode None: the model's `edit_mode`). neutral:
+    the directional mode's neutral prompt (`default_neutral(model)` when None). max_pixels: larger
+    uploads are refused. display_size: the approximate on-screen size of each image in pixels.
     """
 
     def __init__(self, model, images: Any = None, prompt: str = "", beta: float = 0.5, layers: str = "all",
                  space: str = "wplus", mode: str | None = None, neutral: str | None = None, n_toy: int = 8, seed: int = 0,
                  max_pixels: int = MAX_PIXELS, display_size: int = 256):
-        import ipywidgets as W
 
         self.model = model
         self.neutral = neutral if neutral is not None else default_neutral(model)
@@ -197,7 +198,6 @@ class EditingApp:
 
     def upload_bytes(self, data: bytes, name: str = "upload") -> bool:
         """Add an uploaded file's bytes as an image and select it; False (and a message) if unusable."""
-        from PIL import Image
 
         try:
             with warnings.catch_warnings():
@@ -242,7 +242,6 @@ class EditingApp:
         self._last_state = state
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
 
         display(self.widget)
 
