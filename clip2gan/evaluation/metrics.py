@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from clip2gan.clip_encoder import ClipEncoder, check_prompts
 
-if TYPE_CHECKING:  # model.py imports the editing code, which imports the evaluation protocol's users: type only
+if TYPE_CHECKING:  # a type only: the toy StyleGAN2's evaluation imports these metrics without the model code
     from clip2gan.model import CLIP2GAN
 
 __all__ = [
