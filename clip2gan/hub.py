@@ -35,11 +35,11 @@ import pooch
 from tqdm.auto import tqdm
 
 from clip2gan.checkpoint import atomic_write_text
+from clip2gan.profiles import get_profile
 
 __all__ = [
     "Artifact",
     "ARTIFACTS",
-    "PROFILES",
     "DATA_DIR",
     "MANIFEST_PATH",
     "WeightsNotFound",
@@ -321,7 +321,7 @@ class _ResumableTransfer:
 
 def status(profile: str | None = None) -> list[dict[str, Any]]:
     """One row per artefact (of `profile`, or all): name, whether it resolves offline, and where."""
-    names = PROFILES[profile]["artifacts"] if profile else sorted(ARTIFACTS)
+    names = list(get_profile(profile).artifacts) if profile else sorted(ARTIFACTS)
     rows = []
     for name in names:
         artifact = ARTIFACTS.get(name)
@@ -374,26 +374,6 @@ register(Artifact(
     description="Inception-v3 weights ported from TF 2015-12-05 for the standard FID features",
     licence="Apache-2.0",
 ))
-
-PROFILES: dict[str, dict[str, Any]] = {
-    "toyfaces": {
-        "description": "offline default: procedural cartoon faces, a small CLIP and StyleGAN2 trained here (32 px)",
-        "clip": "toyfaces-clip",
-        "artifacts": ["toyfaces-clip", "toyfaces-stylegan2", "toyfaces-classifier", "toyfaces-identity",
-                      "toyfaces-mapping"],
-    },
-    "ffhq": {
-        "description": "the paper: open_clip ViT-B-16-quickgelu (openai), NVIDIA FFHQ 1024 StyleGAN2, ArcFace",
-        "clip": "ViT-B-16-quickgelu/openai",
-        "artifacts": ["stylegan2-ffhq-1024", "arcface-ir-se50", "inception-fid"],
-    },
-    "afhqcat": {"description": "AFHQ cats (no identity loss)", "clip": "ViT-B-16-quickgelu/openai",
-                "artifacts": ["stylegan2-afhqcat", "inception-fid"]},
-    "afhqdog": {"description": "AFHQ dogs (no identity loss)", "clip": "ViT-B-16-quickgelu/openai",
-                "artifacts": ["stylegan2-afhqdog", "inception-fid"]},
-    "lsunchurch": {"description": "LSUN church (no identity loss)", "clip": "ViT-B-16-quickgelu/openai",
-                   "artifacts": ["stylegan2-lsunchurch", "inception-fid"]},
-}
 
 # StyleGAN2 generators (clip2gan.stylegan2.load_nvidia_pkl / load_generator read them without running
 # pickle code). NVIDIA publishes no checksums for these files: sha256 is not recorded.

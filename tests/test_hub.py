@@ -11,6 +11,7 @@ import pytest
 from conftest import is_allowed_address
 
 from clip2gan import hub
+from clip2gan.profiles import PROFILES
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB: several read blocks, still instant
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -158,9 +159,9 @@ def test_corrupt_shipped_file_is_refused(tmp_path, monkeypatch):
 
 
 def test_status_reports_every_profile_artifact():
-    for profile in hub.PROFILES:
+    for profile in PROFILES:
         rows = hub.status(profile)
-        assert [r["name"] for r in rows] == hub.PROFILES[profile]["artifacts"]
+        assert [r["name"] for r in rows] == list(PROFILES[profile].artifacts)
         assert all(isinstance(r["present"], bool) for r in rows)
 
 
