@@ -26,7 +26,6 @@ offers them as its `text_correction`, and `clip2gan.edit` builds per-image edit 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import torch
 import torch.nn.functional as F
