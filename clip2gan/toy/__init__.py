@@ -24,6 +24,8 @@ AttributeClassifier`); the other modules are imported by name (`from clip2gan.to
 
 from __future__ import annotations
 
+from typing import Any
+
 from clip2gan.toy.faces import (
     ATTRIBUTE_NAMES,
     ATTRIBUTES,
@@ -49,7 +51,6 @@ from clip2gan.toy.faces import (
     sample_c,
     value_prompt,
 )
-from clip2gan.toy.nets import AttributeClassifier, ToyIdentityNet, evaluate_classifier, evaluate_identity
 
 __all__ = [
     "ATTRIBUTES",
@@ -80,3 +81,15 @@ __all__ = [
     "evaluate_classifier",
     "evaluate_identity",
 ]
+
+# The names from `nets` resolve on first use: the package never imports `nets` itself, so that
+# `python -m clip2gan.toy.nets` runs a module its package has not already loaded.
+_FROM_NETS = ("AttributeClassifier", "ToyIdentityNet", "evaluate_classifier", "evaluate_identity")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_NETS:
+        from clip2gan.toy import nets
+
+        return getattr(nets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

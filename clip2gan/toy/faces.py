@@ -634,14 +634,17 @@ def labels_to_attributes(labels: torch.Tensor | Sequence[int]) -> dict[str, str 
         out[name] = None if v == -1 else values[v]
     return out
 
+def _c_slices() -> dict[str, slice]:
+    out, start = {}, 0
+    for name, values in ATTRIBUTES.items():
+        out[name] = slice(start, start + len(values))
+        start += len(values)
+    return out
+
+
 # The generator's conditioning vector c: one one-hot block per attribute, in `ATTRIBUTES` order.
-C_SLICES: dict[str, slice] = {}
-_offset = 0
-for _name, _values in ATTRIBUTES.items():
-    C_SLICES[_name] = slice(_offset, _offset + len(_values))
-    _offset += len(_values)
-C_DIM: int = _offset  # 28 = 5+3+2+3+2+2+3+2+2+4
-del _offset, _name, _values
+C_SLICES: dict[str, slice] = _c_slices()
+C_DIM: int = sum(len(values) for values in ATTRIBUTES.values())  # 28 = 5+3+2+3+2+2+3+2+2+4
 
 
 def attributes_to_c(attrs_list: Sequence[dict[str, Any]]) -> torch.Tensor:
