@@ -16,7 +16,7 @@ from clip2gan.evaluation.attributes import (
     text_attribute_accuracy,
     toy_feature_extractor,
 )
-from clip2gan.evaluation.inception import FIDInceptionV3, inception_feature_extractor, to_uint8
+from clip2gan.evaluation.inception import FIDInceptionV3, inception_feature_extractor, quantise
 from clip2gan.evaluation.metrics import clip_score, fid, lpips_diversity, lpips_to_reference
 from clip2gan.toy.faces import ATTRIBUTES, AttributeClassifier
 
@@ -256,10 +256,10 @@ def test_inception_blocks_pool_like_tensorflow():
 
 def test_inception_takes_images_in_minus_one_one_as_uint8():
     x = torch.tensor([-1.0, -0.5, 0.0, 0.999, 1.0, 2.0]).view(1, 1, 1, 6).expand(1, 3, 1, 6)
-    assert to_uint8(x)[0, 0, 0].tolist() == [0, 64, 128, 255, 255, 255]  # (x + 1) · 127.5, rounded; clamped to [-1, 1]
+    assert quantise(x)[0, 0, 0].tolist() == [0, 64, 128, 255, 255, 255]  # (x + 1) · 127.5, rounded; clamped to [-1, 1]
     net = FIDInceptionV3()
     y = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    assert torch.equal(net(y), net(to_uint8(y).float() / 127.5 - 1))  # what the network sees is the uint8 image
+    assert torch.equal(net(y), net(quantise(y).float() / 127.5 - 1))  # what the network sees is the uint8 image
 
 
 def test_moved_names_still_resolve_from_metrics_with_a_warning():

@@ -4,8 +4,8 @@ Published FIDs are computed with pytorch-fid, torch-fidelity or clean-fid, all o
 the TensorFlow Inception graph of 2015-12-05, whose PyTorch port (`pt_inception-2015-12-05-6726825d.pth`,
 pytorch-fid's release file) `clip2gan.hub.resolve('inception-fid')` finds. The network here is
 torch-fidelity's `FeatureExtractorInceptionV3`, built from that file offline. What each library
-offers, measured with torch-fidelity 0.4.0, pytorch-fid 0.3.0 and clean-fid 0.1.35 on a CPU without
-network access:
+offers, measured with torch-fidelity 0.4.0 (0.3.0 too), pytorch-fid 0.3.0 and clean-fid 0.1.35 on a CPU
+without network access:
 
 * torch-fidelity: `FeatureExtractorInceptionV3(name, ['2048'], feature_extractor_weights_path=...)`
   loads pytorch-fid's file strictly (its parameter and buffer names are that file's: no key missing
@@ -36,10 +36,10 @@ from torchvision.models import inception as tv
 
 from clip2gan import hub
 
-__all__ = ["FIDInceptionV3", "inception_feature_extractor", "to_uint8"]
+__all__ = ["FIDInceptionV3", "inception_feature_extractor", "quantise"]
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
+def quantise(images: torch.Tensor) -> torch.Tensor:
     """`[B, 3, H, W]` in [-1, 1] → uint8 in [0, 255], rounded to nearest (08_evaluation.ipynb)."""
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
@@ -70,7 +70,8 @@ class FIDInceptionV3(torch.nn.Module):
         buffer = io.BytesIO()  # torch-fidelity reads a file; a buffer spares a temporary one
         torch.save(state, buffer)
         buffer.seek(0)
-        self.net = FeatureExtractorInceptionV3("clip2gan-inception-fid", ["2048"], feature_extractor_weights_path=buffer)
+        net = FeatureExtractorInceptionV3("clip2gan-inception-fid", ["2048"], feature_extractor_weights_path=buffer)
+        self.net = net.eval().requires_grad_(False)  # torch-fidelity 0.3 leaves it in training mode (batch statistics)
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
         return self.net.load_state_dict(state_dict, strict=strict, assign=assign)
@@ -80,7 +81,7 @@ class FIDInceptionV3(torch.nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        (features,) = self.net(to_uint8(x))
+        (features,) = self.net(quantise(x))
         return features.float()
 
 
