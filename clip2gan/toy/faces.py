@@ -52,6 +52,7 @@ The dataset (`ToyFaces`) renders captioned, labelled faces on the fly, determini
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -562,8 +563,6 @@ def caption_mentions(text: str) -> dict[str, str]:
     text states two values of one attribute (a contradiction). Works on prompts too, e.g.
     `caption_mentions(value_prompt("hat", "no")) == {"hat": "no"}`.
     """
-    import re
-
     low = text.lower()
     found: dict[str, str] = {}
     for name, patterns in _PATTERNS.items():
