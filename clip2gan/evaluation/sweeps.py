@@ -52,6 +52,7 @@ from clip2gan.evaluation.tables import plot_sweep, write_csv
 from clip2gan.losses import LPIPSLoss
 from clip2gan.modality_gap import load_feature_bank
 from clip2gan.model import CLIP2GAN, load_mapping
+from clip2gan.profiles import PROFILES
 from clip2gan.runtime import device_label, pick_device
 from clip2gan.toy.faces import AttributeClassifier
 from clip2gan.train import TrainConfig, Trainer, build_world, discriminator_like
@@ -335,7 +336,7 @@ def run_sweep(size: str | SweepSize = "ci", out: str | Path = "results", work: s
 def _weights_record(profile: str) -> dict[str, str]:
     """sha256 (first 16 hex digits) of the toy weights a sweep used, so a CSV can be traced to them."""
     record = {}
-    for name in hub.PROFILES.get(profile, {}).get("artifacts", []):
+    for name in PROFILES[profile].artifacts if profile in PROFILES else ():
         if name.endswith("-mapping"):
             continue
         try:
@@ -368,18 +369,18 @@ class SweepCommand:
     size: str = option("ci", "sweep size: the variants, their training recipe and the evaluation set sizes",
                        choices=tuple(SIZES))
     out: str = option("results", "folder for sweeps.csv, sweeps.png and sweeps.json")
-    work: str | None = option(None, "run folders of the variants (none: runs/sweeps-<size>)")
+    work: str | None = option(None, "run folders of the variants, runs/sweeps-<size> when unset")
     profile: str = option("toyfaces", "the world; only the toy world has a classifier to score with", choices=("toyfaces",))
     variants: str | None = option(None, f"comma-separated subset of {','.join(VARIANTS)} (base is always run)")
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
     seed: int = option(0, "training and evaluation seed")
-    threads: int | None = option(None, "torch CPU threads (none: torch's default)")
+    threads: int | None = option(None, "torch CPU threads, torch's default when unset")
     list_only: bool = option(False, "print the variants, settings and size, run nothing", flag="--list")
     evaluate: str | None = option(None, "instead of a sweep: evaluate one trained M (run folder or mapping file) at "
                                         "--size and print JSON")
     ship: bool = option(False, "with --evaluate RUN: also copy its M to data/ and write its manifest entry (needs --command)")
     command: str | None = option(None, "with --ship: the training command that reproduces the run")
-    device_note: str | None = option(None, "with --ship: where it trained (none: this machine's CPU and torch version)")
+    device_note: str | None = option(None, "with --ship: where it trained, this machine's CPU and torch version when unset")
 
 
 def _parser() -> argparse.ArgumentParser:
