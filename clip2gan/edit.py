@@ -224,9 +224,10 @@ def text_direction(model, text: str, mode: str | None = None, neutral: str | Non
                    features: torch.Tensor | None = None) -> torch.Tensor:
     """The edit vector n of a text (eq. 13), `[1, num_ws, w_dim]` ('wplus') or `[1, D]` ('clip') (07_editing.ipynb).
 
-    mode (None: `default_mode(model)`): 'paper': n = M(C_text(t)) (w+) or C_text(t) (CLIP).
-    'directional': the same minus the neutral prompt's (`default_neutral(model)` when None). Text
-    features go through the model's text correction (`CLIP2GAN.text_features`), as in generation.
+    mode (None: `default_mode(model)`): 'paper': n = M(C_text(t)) (w+) or C_text(t) (CLIP), with the
+    bare text feature C_text(t) whatever the model's method (eq. 13 as written). 'directional' (this
+    project's variant): the same minus the neutral prompt's (`default_neutral(model)` when None), with
+    the text features through the model's text correction (`CLIP2GAN.text_features`), as in generation.
     'neighbours': `neighbour_direction` for the images whose CLIP features `[N, D]` are `features`
     (required), one row per image.
     """
@@ -241,7 +242,8 @@ def text_direction(model, text: str, mode: str | None = None, neutral: str | Non
     prompts = [text]
     if mode == "directional":
         prompts.append(check_text(neutral if neutral is not None else default_neutral(model), "neutral"))
-    f = model.text_features(prompts).float()  # [1 or 2, D]
+    # eq. 13 is M(C_text(t)) with the bare text feature; the directional variant follows the model's method
+    f = model.text_features(prompts, correction=mode != "paper").float()  # [1 or 2, D]
     v = model.map(f) if space == "wplus" else f
     return v[:1] - v[1:2] if mode == "directional" else v[:1]
 

@@ -2,29 +2,28 @@
 
     imgs = generate(model, ["a smiling person with red hair"], n_per_prompt=4, seed=0)  # [4, 3, R, R]
 
-Each prompt t becomes x' = G(M(C_text(t) + noise)) (paper §3.1, Fig. 3). The samples of one prompt
+Each prompt t becomes x' = G(M(C_text(t) + noise)) (the paper's §3.1, Fig. 3). The samples of one prompt
 differ only by the Gaussian noise added to its CLIP text feature; the generator's per-pixel noise
 stays fixed (`noise_mode='const'`), so a seed fixes every pixel.
 
-The noise default at test time (DESIGN §1, ambiguity 1). The paper adds N(μ = 1, σ² = 0.36) at test
-time, and N(0, 1) in training, to a CLIP feature of unit norm. Read literally, adding 1 ± 0.6 to
-every coordinate of a 512-d unit vector turns every prompt into nearly the same all-ones direction;
-`clip2gan.losses` explains why, and that the only non-degenerate reading of the test-time noise
-(multiplying the feature by N(1, 0.36)) perturbs a unit feature by about 0.6. The default here is
-therefore `NoiseConfig()`, the noise the mapping network is trained with in this project
-(`clip2gan.train.TrainConfig`: additive, std 0.5 in units of 1/sqrt(D), renormalised: a perturbation
-of norm ≈ 0.5, cos ≈ 0.89 to the clean feature). It has the magnitude of the paper's test-time
-noise and it is the distribution M has seen, so diversity comes from the region M was trained on.
-The literal settings stay one argument away: `noise=NoiseConfig.paper_test()` (additive, swamps the
-prompt) and `NoiseConfig.paper_test('multiplicative')`; `noise=False` (or std 0) gives noise-free
-samples. 06_generation.ipynb measures the accuracy/diversity trade-off over the noise scale.
+The test-time noise (the paper leaves its scale ambiguous; docs/design.md). The paper adds
+N(μ = 1, σ² = 0.36) at test time, and N(0, 1) in training, to a CLIP feature of unit norm. Read
+literally, adding 1 ± 0.6 to every coordinate of a 512-d unit vector turns every prompt into nearly the
+same all-ones direction; `clip2gan.losses` explains why. Under the paper's method (`model.method ==
+'paper'`, or `generate(..., method='paper')`) the noise is therefore the only non-degenerate reading
+of the paper's numbers: each coordinate multiplied by N(1, 0.36), then renormalised
+(`NoiseConfig.paper_test('multiplicative')`, a perturbation of norm ≈ 0.6). Under the bridged method
+it is `NoiseConfig()`, the noise the mapping network is trained with in this project (additive, std
+0.5 in units of 1/sqrt(D), renormalised: norm ≈ 0.5, cos ≈ 0.89 to the clean feature). The literal
+addition stays one argument away: `noise=NoiseConfig.paper_test()`; `noise=False` (or std 0) gives
+noise-free samples. 06_generation.ipynb measures the accuracy/diversity trade-off over the noise scale.
 
 Order of operations: the noise is added to the text feature as CLIP gives it, and the model's text
 correction (`CLIP2GAN.text_correction`, see `clip2gan.model`) comes after it, just before M. With the
-default 'nearest' correction the noise therefore moves the query among the training images'
+bridged method's 'nearest' correction the noise therefore moves the query among the training images'
 features: each sample is decoded from a different mix of image features that match the prompt, so
-the samples stay on the manifold M was trained on and still differ. With `correction=False` (the
-paper's rule) M receives the noisy text feature itself.
+the samples stay on the manifold M was trained on and still differ. Under the paper's method M
+receives the noisy text feature itself.
 
 Every sample is noisy, including the first of each prompt (`clean_first=True` makes the first
 sample of each prompt the noise-free G(M(C_text(t))), the prompt's "mean" image), so the samples of
@@ -50,8 +49,15 @@ from clip2gan.losses import NoiseConfig, add_clip_noise
 __all__ = ["generate", "default_noise", "truncate"]
 
 
-def default_noise() -> NoiseConfig:
-    """The test-time noise used when `generate(noise=None)`: `NoiseConfig()` (see the module docstring)."""
+def default_noise(method: str | None = None) -> NoiseConfig:
+    """The test-time noise used when `generate(noise=None)` (06_generation.ipynb).
+
+    method 'paper': the paper's N(μ = 1, σ² = 0.36), read as a per-coordinate factor
+    (`NoiseConfig.paper_test('multiplicative')`; the module docstring says why); otherwise
+    `NoiseConfig()`, the noise M is trained with.
+    """
+    if method == "paper":
+        return NoiseConfig.paper_test("multiplicative")
     return NoiseConfig()
 
 
@@ -96,6 +102,7 @@ def generate(
     progress: bool = False,
     noise_mean: float | None = None,
     noise_std: float | None = None,
+    method: str | None = None,
 ) -> torch.Tensor:
     """Text → images `[len(prompts) * n_per_prompt, 3, R, R]` in [-1, 1], on the CPU (06_generation.ipynb).
 
@@ -108,6 +115,9 @@ def generate(
     each prompt without noise. noise_mode: the generator's per-pixel noise (None: the model's,
     'const'). progress: a tqdm bar over batches. noise_mean / noise_std: shortcuts that replace
     those fields of `noise` (of the default when `noise` is None), e.g. for a noise-scale sweep.
+    method: None (the model's, `model.method`) or 'paper' (this call follows the paper whatever the
+    model: bare text features, the paper's noise unless `noise` is given) or 'bridged' (the model's
+    nearest-image-feature correction, which needs its feature bank, and the training noise).
     """
     prompts = check_prompts(prompts)
     if isinstance(n_per_prompt, bool) or not isinstance(n_per_prompt, int) or n_per_prompt < 1:
@@ -115,8 +125,17 @@ def generate(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     truncation = _check_number("truncation", truncation)
+    method = method if method is not None else getattr(model, "method", "custom")
+    if method not in ("paper", "bridged", "custom"):
+        raise ValueError(f"method must be 'paper', 'bridged' or None (the model's), got {method!r}")
+    if method == "paper":
+        if correction not in (True, False, None):
+            raise ValueError(f"method='paper' feeds the bare text feature to M; it conflicts with correction={correction!r}")
+        correction = False
+    elif method == "bridged" and correction is True:
+        correction = "nearest"
     if noise is None or noise is True:
-        noise = default_noise()
+        noise = default_noise(method)
     if noise is not False and not isinstance(noise, NoiseConfig):
         raise ValueError(f"noise must be a NoiseConfig, None (the default) or False, got {type(noise).__name__}")
     if noise_mean is not None or noise_std is not None:

@@ -57,10 +57,13 @@ from clip2gan.runtime import pick_device
 
 __all__ = ["CLIP2GAN", "WorldMismatchWarning", "world_fingerprint", "check_world", "build_clip",
            "load_generator_for_profile", "save_mapping", "load_mapping", "attach_feature_bank", "MAPPING_FORMAT",
-           "TEXT_CORRECTIONS"]
+           "TEXT_CORRECTIONS", "METHODS"]
 
 MAPPING_FORMAT = "clip2gan.mapping"
 TEXT_CORRECTIONS = (None, "recentre", "nearest")
+# The two methods and what each sets at test time: (text_correction, edit_mode). 'custom' names any
+# other combination (set through text_correction / edit_mode directly, as the ablation sweeps do).
+METHODS = {"paper": (None, "paper"), "bridged": ("nearest", "neighbours")}
 
 
 def load_generator_for_profile(profile: str, device: str | torch.device = "cpu", generator: str | None = None):
@@ -162,6 +165,20 @@ def attach_feature_bank(path: str | os.PathLike, bank: torch.Tensor) -> Path:
 class CLIP2GAN(nn.Module):
     """CLIP (frozen) → M → StyleGAN2 synthesis (frozen) (05_training.ipynb).
 
+    method — one switch for every test-time choice:
+
+    * 'paper': the paper as written. Generation: x' = G(M(C_text(t) ⊙ ε)), ε ~ N(1, 0.36) per
+      coordinate, renormalised (`clip2gan.generate`: the paper's test-time noise, read as a factor);
+      editing: n = M(C_text(t)), z'_i = z_i + β n_i on every row (eq. 11-14). No bank is used.
+    * 'bridged' (the default of checkpoints with a feature bank): text features are replaced by the
+      mean of their nearest training-image features before M, the noise is the training noise, and
+      edits use per-image neighbour directions (`clip2gan.modality_gap`, `clip2gan.edit`).
+    * 'custom': any other `text_correction` / `edit_mode` pair, set explicitly (the ablation sweeps).
+
+    `model.method` says which one a model is. Functions that implement a paper rule (`edit.text_direction`
+    with mode 'paper') use the bare text features whatever the model's method; per-call overrides
+    (`generate(..., method="paper")`, `correction=`) are named for what they do.
+
     clip: a `ClipEncoder`; mapping: a `MappingNetwork` with `in_dim == clip.embed_dim` and
     `(num_ws, w_dim)` equal to G's; generator: a StyleGAN2 `Generator` (only `.synthesis` is used).
     text_correction: None (the paper: text features go into M as they are), 'recentre' (move text
@@ -176,8 +193,20 @@ class CLIP2GAN(nn.Module):
                  text_correction: str | None = None, image_mean: torch.Tensor | None = None,
                  text_mean: torch.Tensor | None = None, noise_mode: str = "const",
                  feature_bank: torch.Tensor | None = None, nearest_k: int = 16, nearest_temperature: float = 0.01,
-                 edit_mode: str | None = None):
+                 edit_mode: str | None = None, method: str | None = None):
         super().__init__()
+        if method is not None:
+            if method not in METHODS:
+                raise ValueError(f"method must be one of {tuple(METHODS)}, got {method!r}")
+            wanted = METHODS[method]
+            given = (text_correction, edit_mode)
+            if any(g is not None and g != w for g, w in zip(given, wanted)):
+                raise ValueError(f"method={method!r} sets text_correction={wanted[0]!r} and edit_mode={wanted[1]!r}; "
+                                 f"got text_correction={text_correction!r}, edit_mode={edit_mode!r} as well. Pass "
+                                 "either the method or the two settings (a custom combination), not both")
+            if method == "bridged":
+                require_bank(feature_bank, "method='bridged'")
+            text_correction, edit_mode = wanted
         if mapping.in_dim != clip.embed_dim:
             raise ValueError(f"M takes {mapping.in_dim}-d features but the CLIP gives {clip.embed_dim}-d")
         if (mapping.num_ws, mapping.w_dim) != (generator.num_ws, generator.w_dim):
@@ -214,7 +243,9 @@ class CLIP2GAN(nn.Module):
                         mapping: str | os.PathLike | None = None, **kwargs: Any) -> "CLIP2GAN":
         """The shipped world of `profile` with a trained M ('toyfaces': everything from `data/`).
 
-        mapping: a mapping checkpoint path or hub name (default `<profile>-mapping`).
+        mapping: a mapping checkpoint path or hub name (default `<profile>-mapping`). method: 'paper'
+        (every test-time choice the paper's) or 'bridged' (the project's default; see the class
+        docstring). `CLIP2GAN.from_pretrained("toyfaces", method="paper")` is the paper's model.
         """
         device = pick_device(device)
         path = hub.resolve(mapping or f"{profile}-mapping")
@@ -222,7 +253,11 @@ class CLIP2GAN(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu", **kwargs: Any) -> "CLIP2GAN":
-        """Rebuild a model from a mapping checkpoint or a training run folder (`runs/NAME`)."""
+        """Rebuild a model from a mapping checkpoint or a training run folder (`runs/NAME`).
+
+        method: 'paper' or 'bridged' (see the class docstring); None: the checkpoint's default (bridged
+        when it stores a feature bank). Other keyword arguments go to `CLIP2GAN(...)`.
+        """
         device = pick_device(device)
         path = Path(path)
         if path.is_dir():
@@ -233,8 +268,10 @@ class CLIP2GAN(nn.Module):
         clip = build_clip(world, device)
         G = load_generator_for_profile(world["profile"], device=device, generator=world.get("generator"))
         stats = config.get("feature_means", {})
-        opts = {"text_correction": config.get("text_correction"), "edit_mode": config.get("edit_mode"),
-                "feature_bank": load_feature_bank(path)}
+        opts: dict[str, Any] = {"feature_bank": load_feature_bank(path)}
+        if kwargs.get("method") is None and "text_correction" not in kwargs and "edit_mode" not in kwargs:
+            # the checkpoint's own default (a checkpoint with a feature bank defaults to the bridged method)
+            opts.update(text_correction=config.get("text_correction"), edit_mode=config.get("edit_mode"))
         opts.update(kwargs)
         model = cls(clip, M, G, profile=world["profile"],
                     image_mean=torch.tensor(stats["image"]) if "image" in stats else None,
@@ -242,6 +279,11 @@ class CLIP2GAN(nn.Module):
         return model.to(device).eval()
 
     # -- properties --------------------------------------------------------------------------
+    @property
+    def method(self) -> str:
+        """'paper', 'bridged' or 'custom', read off the model's current settings (see the class docstring)."""
+        return next((m for m, v in METHODS.items() if v == (self.text_correction, self.edit_mode)), "custom")
+
     @property
     def device(self) -> torch.device:
         return self.image_mean.device

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from tiny_editing import tiny_model
@@ -58,7 +60,10 @@ def test_zero_std_noise_is_no_noise(model):
 
 def test_noise_mean_and_std_shortcuts(model):
     a = generate(model, PROMPTS, n_per_prompt=2, seed=0, noise_std=0.2)
-    assert torch.equal(a, generate(model, PROMPTS, n_per_prompt=2, seed=0, noise=NoiseConfig(std=0.2)))
+    # the shortcut replaces that field of the model's default noise (the tiny model has no bank: the paper's)
+    expected = dataclasses.replace(default_noise(model.method), std=0.2)
+    assert model.method == "paper" and expected == dataclasses.replace(NoiseConfig.paper_test("multiplicative"), std=0.2)
+    assert torch.equal(a, generate(model, PROMPTS, n_per_prompt=2, seed=0, noise=expected))
     assert torch.equal(generate(model, PROMPTS, n_per_prompt=2, seed=0, noise_std=0.0),
                        generate(model, PROMPTS, n_per_prompt=2, noise=False))
     with pytest.raises(ValueError, match="conflicts"):
@@ -112,8 +117,8 @@ def test_bad_arguments_are_clear(model, kwargs, match):
 
 def test_nearest_correction_comes_after_the_noise():
     # the noise moves the *query*; what reaches M is always a mix of bank (image) features
-    from clip2gan.modality_gap import nearest_image_features
     from clip2gan.losses import add_clip_noise
+    from clip2gan.modality_gap import nearest_image_features
 
     m = tiny_model()
     g = torch.Generator().manual_seed(2)
