@@ -37,12 +37,15 @@ from clip2gan import hub
 from clip2gan.cli import add_config_args, option
 from clip2gan.clip_encoder import ClipEncoder
 from clip2gan.edit import edit_image
+from clip2gan.evaluation.inception import FIDInceptionV3
+from clip2gan.evaluation.metrics import frechet_distance
 from clip2gan.identity import IRSE50, face_crop
 from clip2gan.losses import IdentityLoss, LPIPSLoss, d_loss, g_adv_loss, requires_grad
 from clip2gan.mapping import MappingNetwork
 from clip2gan.model import CLIP2GAN
 from clip2gan.stylegan2 import Generator, set_resample_impl
 from clip2gan.toy import clip as toyclip
+from clip2gan.toy.nets import AttributeClassifier
 from clip2gan.train import TrainConfig, Trainer, discriminator_like
 from clip2gan.viz import to_uint8
 from clip2gan.widgets import EditingApp, png_bytes
@@ -153,7 +156,7 @@ def _environment(device: torch.device) -> dict[str, Any]:
 def _stylegan2_networks(device: torch.device) -> list[dict[str, Any]]:
     """(name, resolution, Generator kwargs, batches, reps) for the networks this project uses."""
     nets = [
-        # The toy world's generator (clip2gan.toy.stylegan2_training.TrainConfig defaults, 28 labels).
+        # The toy world's generator (clip2gan.toy.stylegan2_training.GANTrainConfig defaults, 28 labels).
         dict(name="toy-32", res=32, kwargs=dict(z_dim=128, c_dim=28, w_dim=128, img_resolution=32, img_channels=3,
              mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=1024, channel_max=128)),
              batches=[1, 8, 32]),
@@ -593,8 +596,6 @@ class FIDBenchConfig:
                       "eigenvalue Fréchet distance vs scipy sqrtm", config=FIDBenchConfig)
 def bench_fid(args: argparse.Namespace) -> dict[str, Any]:
 
-    from clip2gan.evaluation.metrics import FIDInceptionV3, frechet_distance
-    from clip2gan.toy.faces import AttributeClassifier
 
     device = resolve_device(args.device)
     quick = bool(args.quick)

@@ -12,7 +12,7 @@ has an `embed_dim` attribute. `clip2gan.losses.IdentityLoss(net)` turns any such
   'arcface-ir-se50') and loads it with `torch.load(weights_only=True)`: no code from the file runs.
   Faces are cropped as pSp does for FFHQ-aligned images: rows 35:223, columns 32:220 of a 256 px
   image (here the same fractions of any size), then area-resized to 112 px.
-* `toyfaces`: the toy world's identity network (`clip2gan.toy.faces.ToyIdentityNet`, shipped as
+* `toyfaces`: the toy world's identity network (`clip2gan.toy.nets.ToyIdentityNet`, shipped as
   'toyfaces-identity'), wrapped by `ToyIdentity` which resizes to its 32 px input.
 * `afhqcat`, `afhqdog`, `lsunchurch`: None — the paper removes the identity loss for these.
 """
@@ -28,7 +28,7 @@ from torch import nn
 
 from clip2gan.hub import resolve
 from clip2gan.profiles import get_profile
-from clip2gan.toy.faces import ToyIdentityNet
+from clip2gan.toy.nets import ToyIdentityNet
 
 __all__ = [
     "SEModule",
@@ -203,7 +203,7 @@ def load_arcface(path_or_name: str | os.PathLike = "arcface-ir-se50", device: st
 class ToyIdentity(nn.Module):
     """The toy world's identity network behind the common interface (04_losses.ipynb).
 
-    net: a `clip2gan.toy.faces.ToyIdentityNet` (or any module `[N, 3, r, r]` -> `[N, D]` with a
+    net: a `clip2gan.toy.nets.ToyIdentityNet` (or any module `[N, 3, r, r]` -> `[N, D]` with a
     `resolution` attribute). Images of another size are area/bilinear-resized to `r` first.
     """
 

@@ -68,13 +68,7 @@ METHODS = {"paper": (None, "paper"), "bridged": ("nearest", "neighbours")}
 
 def load_generator_for_profile(profile: str, device: str | torch.device = "cpu", generator: str | None = None):
     """The frozen StyleGAN2 generator of a world: the shipped toy G (safetensors) or an NVIDIA pickle."""
-    path = hub.resolve(generator or get_profile(profile).generator)
-    if path.suffix == ".safetensors":
-        G = stylegan2.load(path, device=device)
-    else:
-        G = stylegan2.load_generator(path, device=device)
-    G.eval().requires_grad_(False)
-    return G
+    return stylegan2.load_generator(hub.resolve(generator or get_profile(profile).generator), device=device)
 
 
 def build_clip(world: dict[str, Any], device: str | torch.device = "cpu") -> ClipEncoder:
@@ -252,28 +246,36 @@ class CLIP2GAN(nn.Module):
         return cls.from_checkpoint(path, device=device, **kwargs)
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device = "cpu", **kwargs: Any) -> "CLIP2GAN":
+    def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device | None = None,
+                        clip: ClipEncoder | None = None, generator: nn.Module | None = None,
+                        **kwargs: Any) -> "CLIP2GAN":
         """Rebuild a model from a mapping checkpoint or a training run folder (`runs/NAME`).
 
         method: 'paper' or 'bridged' (see the class docstring); None: the checkpoint's default (bridged
-        when it stores a feature bank). Other keyword arguments go to `CLIP2GAN(...)`.
+        when it stores a feature bank). clip, generator: an already loaded CLIP and G to use instead of
+        loading the ones the checkpoint names (a sweep shares one pair between many Ms; the world check
+        is then skipped, and the device defaults to G's). Other keyword arguments go to `CLIP2GAN(...)`.
         """
+        if device is None:
+            device = next(generator.parameters()).device if generator is not None else "cpu"
         device = pick_device(device)
         path = Path(path)
         if path.is_dir():
             path = path / "mapping.safetensors"
         M, config = load_mapping(path, device=device)
         world = config["world"]
-        check_world(config, path)
-        clip = build_clip(world, device)
-        G = load_generator_for_profile(world["profile"], device=device, generator=world.get("generator"))
+        if clip is None or generator is None:
+            check_world(config, path)
+        clip = clip if clip is not None else build_clip(world, device)
+        G = generator if generator is not None else load_generator_for_profile(
+            world["profile"], device=device, generator=world.get("generator"))
         stats = config.get("feature_means", {})
         opts: dict[str, Any] = {"feature_bank": load_feature_bank(path)}
         if kwargs.get("method") is None and "text_correction" not in kwargs and "edit_mode" not in kwargs:
             # the checkpoint's own default (a checkpoint with a feature bank defaults to the bridged method)
             opts.update(text_correction=config.get("text_correction"), edit_mode=config.get("edit_mode"))
         opts.update(kwargs)
-        model = cls(clip, M, G, profile=world["profile"],
+        model = cls(clip, M, G, profile=world.get("profile", "custom"),
                     image_mean=torch.tensor(stats["image"]) if "image" in stats else None,
                     text_mean=torch.tensor(stats["text"]) if "text" in stats else None, **opts)
         return model.to(device).eval()

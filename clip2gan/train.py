@@ -72,8 +72,7 @@ from clip2gan.model import attach_feature_bank, build_clip, load_generator_for_p
 from clip2gan.profiles import get_profile
 from clip2gan.runtime import pick_device
 from clip2gan.stylegan2 import Discriminator
-from clip2gan.toy.faces import ToyFaces, sample_attributes
-from clip2gan.toy.stylegan2_training import attributes_to_c
+from clip2gan.toy.faces import ToyFaces, attributes_to_c, sample_attributes
 from clip2gan.viz import save_grid
 
 __all__ = ["TrainConfig", "Trainer", "ImageFolderDataset", "build_world", "main"]

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from playwright import sync_api as playwright
 from tiny_world import RES, write_tiny_world
 
 from clip2gan.app import app_environment, free_port, voila_command
@@ -36,7 +37,6 @@ if CHROMIUM is None:
     if os.environ.get("CI"):
         pytest.fail("Chromium is missing in CI: `make setup-browser` installs Debian's chromium", pytrace=False)
     pytest.skip("no Chromium on this machine (make setup-browser installs it)", allow_module_level=True)
-playwright = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from clip2gan.identity import (
     identity_net_for,
     load_arcface,
 )
+from clip2gan.toy.nets import ToyIdentityNet
 
 
 @pytest.fixture(scope="module")
@@ -132,12 +133,8 @@ def test_identity_net_for_profiles(monkeypatch):
 
 
 def test_toy_identity_adapter_resizes_and_freezes():
-    toyfaces = pytest.importorskip("clip2gan.toy.faces")
-    net_cls = getattr(toyfaces, "ToyIdentityNet", None)
-    if net_cls is None:
-        pytest.skip("toyfaces.ToyIdentityNet has not landed")
     torch.manual_seed(0)
-    wrapped = ToyIdentity(net_cls(widths=(8, 8, 8, 8), feature_dim=16, embed_dim=8))  # 8 channels: instant
+    wrapped = ToyIdentity(ToyIdentityNet(widths=(8, 8, 8, 8), feature_dim=16, embed_dim=8))  # 8 channels: instant
     wrapped.train()
     assert not wrapped.net.training and all(not p.requires_grad for p in wrapped.parameters())
     for size in (32, 64, 16):

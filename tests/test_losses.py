@@ -6,16 +6,15 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from clip2gan import losses as L
+from clip2gan import stylegan2
 from clip2gan.hub import WeightsNotFound
-
-open_clip = pytest.importorskip("open_clip")
-
 
 # -- tiny worlds -------------------------------------------------------------------------------
 
@@ -35,13 +34,9 @@ class StandInD(nn.Module):
         return self.fc(h.flatten(1))
 
 
-def real_stylegan2():
-    return pytest.importorskip("clip2gan.stylegan2", reason="stylegan2.py has not landed yet")
-
-
 def tiny_G_and_D():
     """16 px StyleGAN2 with 16 channels (num_ws = 6): the smallest real G/D pair; a step takes ~50 ms."""
-    sg = real_stylegan2()
+    sg = stylegan2
     torch.manual_seed(0)
     G = sg.Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3, channel_base=64,
                      channel_max=16, mapping_kwargs=dict(num_layers=2))

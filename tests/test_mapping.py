@@ -6,9 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-pytest.importorskip("clip2gan.stylegan2", reason="M is built from StyleGAN2's FullyConnectedLayer")
-
-from clip2gan.mapping import MappingNetwork, paper_parameter_count  # noqa: E402
+from clip2gan.mapping import MappingNetwork, paper_parameter_count
 
 
 def unit_features(n: int, d: int, seed: int = 0) -> torch.Tensor:

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from clip2gan import hub
-from clip2gan.evaluation import metrics
 from clip2gan.evaluation.attributes import (
     edit_prompts,
     editing_scores,
@@ -260,19 +259,6 @@ def test_inception_takes_images_in_minus_one_one_as_uint8():
     net = FIDInceptionV3()
     y = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
     assert torch.equal(net(y), net(quantise(y).float() / 127.5 - 1))  # what the network sees is the uint8 image
-
-
-def test_moved_names_still_resolve_from_metrics_with_a_warning():
-    with pytest.warns(DeprecationWarning, match="clip2gan.evaluation.attributes.editing_scores"):
-        assert metrics.editing_scores is editing_scores
-    with pytest.warns(DeprecationWarning, match="clip2gan.evaluation.inception"):
-        assert metrics.FIDInceptionV3 is FIDInceptionV3
-    with pytest.raises(AttributeError):
-        metrics.no_such_metric  # noqa: B018
-
-
-# ------------------------------------------------------------------------------------------------
-# the edit vocabulary
 
 
 def test_every_edit_phrase_reads_back_as_its_target():

@@ -216,8 +216,8 @@ def test_training_benchmark_times_every_piece(capsys):
 
 
 def test_add_feature_bank_to_an_old_mapping_file(tmp_path):
-    from clip2gan.model import save_mapping
     from clip2gan.modality_gap import load_feature_bank
+    from clip2gan.model import save_mapping
     from clip2gan.train import add_feature_bank, main
 
     files = write_tiny_world(tmp_path / "world")

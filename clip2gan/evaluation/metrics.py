@@ -25,8 +25,6 @@ clean-fid). Both are computed in float64.
 
 from __future__ import annotations
 
-import importlib
-import warnings
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -210,21 +208,3 @@ def clip_score(model_or_clip: CLIP2GAN | ClipEncoder, images: torch.Tensor, prom
              for k in tqdm(range(0, n, batch_size), desc="CLIP score", disable=not progress, leave=False)]
     cos = torch.nn.functional.cosine_similarity(torch.cat(feats), text, dim=-1)
     return float(100.0 * cos.clamp(min=0).mean())
-
-
-# ------------------------------------------------------------------------------------------------
-# names that moved out of this module: importable from here for a while, with a warning
-
-_MOVED = {name: "clip2gan.evaluation.attributes" for name in (
-    "text_attribute_accuracy", "editing_scores", "toy_feature_extractor", "feature_extractor_for", "EDIT_PHRASES",
-    "edit_prompts", "prompt_targets")}
-_MOVED.update({name: "clip2gan.evaluation.inception" for name in ("FIDInceptionV3", "inception_feature_extractor")})
-
-
-def __getattr__(name: str) -> Any:
-    """`metrics.text_attribute_accuracy` and the other moved names still resolve, with a DeprecationWarning
-    naming their module now (the generic metrics no longer import the toy world or torch-fidelity)."""
-    if name in _MOVED:
-        warnings.warn(f"clip2gan.evaluation.metrics.{name} moved to {_MOVED[name]}.{name}", DeprecationWarning, stacklevel=2)
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

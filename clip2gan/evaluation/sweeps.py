@@ -50,7 +50,6 @@ from clip2gan.cli import add_config_args, config_from_args, option
 from clip2gan.evaluation.protocol import SETTINGS, bars, eval_data, evaluate
 from clip2gan.evaluation.tables import plot_sweep, write_csv
 from clip2gan.losses import LPIPSLoss
-from clip2gan.modality_gap import load_feature_bank
 from clip2gan.model import CLIP2GAN, load_mapping
 from clip2gan.profiles import PROFILES
 from clip2gan.runtime import device_label, pick_device
@@ -175,30 +174,8 @@ def model_from_mapping(world: dict[str, Any], mapping: str | Path, correction: s
     correction: the text correction ('none', 'recentre', 'nearest'); the model's default edit mode is
     the paper's (the evaluation passes every setting's mode explicitly).
     """
-    return _from_checkpoint_with_world(mapping, world["clip"], world["G"],
-                                       text_correction=None if correction == "none" else correction, edit_mode="paper")
-
-
-def _from_checkpoint_with_world(path: str | Path, clip: Any, generator: torch.nn.Module, **kwargs: Any) -> CLIP2GAN:
-    """`CLIP2GAN.from_checkpoint(path, **kwargs)` with an already loaded CLIP and G.
-
-    `from_checkpoint` always loads the CLIP and G its checkpoint names; a sweep shares one loaded
-    pair between every variant (and a test's in-memory world has no files). Until `from_checkpoint`
-    accepts `clip=` and `generator=`, this repeats its assembly: M, the feature means and the feature
-    bank from the file, the checkpoint's text correction and edit mode unless `kwargs` override them.
-    """
-    device = next(generator.parameters()).device
-    path = Path(path)
-    if path.is_dir():
-        path = path / "mapping.safetensors"
-    M, config = load_mapping(path, device=device)
-    stats = config.get("feature_means", {})
-    opts = {"text_correction": config.get("text_correction"), "edit_mode": config.get("edit_mode"),
-            "feature_bank": load_feature_bank(path), **kwargs}
-    model = CLIP2GAN(clip, M, generator, profile=config["world"].get("profile", "custom"),
-                     image_mean=torch.tensor(stats["image"]) if "image" in stats else None,
-                     text_mean=torch.tensor(stats["text"]) if "text" in stats else None, **opts)
-    return model.to(device).eval()
+    return CLIP2GAN.from_checkpoint(mapping, clip=world["clip"], generator=world["G"],
+                                    text_correction=None if correction == "none" else correction, edit_mode="paper")
 
 
 # -------------------------------------------------------------------------------------------------

@@ -61,12 +61,13 @@ def load_generator(path_or_name: PathLike, device: Union[str, torch.device] = "c
     path = resolve_file(path_or_name)
     with open(path, "rb") as f:
         head = f.read(16)
-    if head.startswith(b"PK"):  # torch.save zip archive
+    # safetensors first: its u64 header length can itself start with 0x80, the pickle protocol byte
+    if len(head) >= 9 and head[8:9] == b"{":  # safetensors: u64 header length, then JSON
+        G = load(path, device=device)
+    elif head.startswith(b"PK"):  # torch.save zip archive
         G = load_rosinality(path, device=device)
     elif head[:1] == b"\x80":  # pickle protocol >= 2
         G = load_nvidia_pkl(path, device=device)["G_ema"]
-    elif len(head) >= 9 and head[8:9] == b"{":  # safetensors: u64 header length, then JSON
-        G = load(path, device=device)
     else:
         raise ValueError(f"{path}: not an NVIDIA pickle, a rosinality .pt or a clip2gan safetensors file")
     if not isinstance(G, Generator):
