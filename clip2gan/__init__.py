@@ -23,7 +23,7 @@ The frozen StyleGAN2
 Evaluation
     evaluation/    metrics, inception, attributes, protocol, tables, sweeps
 The toy world (the offline default profile)
-    toy/           faces, nets, clip, stylegan2_training, stylegan2_eval
+    toy/           faces, nets, clip, stylegan2_recipe, stylegan2_training, stylegan2_eval
 Tools
     images         user images in: PIL / NumPy / tensors, modes, bit depths, sizes
     hub            where weights come from; the manifest of shipped weights

@@ -156,7 +156,7 @@ def _environment(device: torch.device) -> dict[str, Any]:
 def _stylegan2_networks(device: torch.device) -> list[dict[str, Any]]:
     """(name, resolution, Generator kwargs, batches, reps) for the networks this project uses."""
     nets = [
-        # The toy world's generator (clip2gan.toy.stylegan2_training.GANTrainConfig defaults, 28 labels).
+        # The toy world's generator (clip2gan.toy.stylegan2_recipe.GANTrainConfig defaults, 28 labels).
         dict(name="toy-32", res=32, kwargs=dict(z_dim=128, c_dim=28, w_dim=128, img_resolution=32, img_channels=3,
              mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=1024, channel_max=128)),
              batches=[1, 8, 32]),

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from clip2gan.checkpoint import load_safetensors
 from clip2gan.profiles import get_profile
+from clip2gan.toy.faces import ATTRIBUTES, value_prompt
 
 __all__ = ["modality_gap", "recentre", "nearest_image_features", "vocabulary_prompts", "vocabulary_text_mean",
            "feature_bank", "BANK_KEY", "bank_from_state", "load_feature_bank", "require_bank", "check_bank"]
@@ -117,7 +118,6 @@ def vocabulary_prompts(profile: str) -> list[str]:
     'ffhq', one phrase for the single-class worlds)."""
     p = get_profile(profile)
     if p.toy_world:
-        from clip2gan.toy.faces import ATTRIBUTES, value_prompt  # the toy world imports this package's method layer
 
         return [value_prompt(a, v) for a, vals in ATTRIBUTES.items() for v in vals]
     return list(p.vocabulary)

@@ -16,6 +16,7 @@ at the first failing notebook, naming it and the failing cell, and ends with a s
 from __future__ import annotations
 
 import argparse
+import ast
 import base64
 import sys
 import time
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import papermill
 import yaml
 from papermill.exceptions import PapermillExecutionError
@@ -72,7 +74,6 @@ def load_params(name_or_path: str) -> dict[str, Any]:
 
 def notebook_parameters(path: Path) -> dict[str, Any]:
     """The names and default values (Python literals, evaluated) declared in a `parameters` cell."""
-    import ast
 
     values = {}
     for name, spec in papermill.inspect_notebook(str(path)).items():
@@ -157,7 +158,6 @@ def strip_notebook(path: Path, keep_images: int = 2, max_text: int = 4000, max_i
     A cell that keeps outputs keeps its execution count: nbval compares outputs only of cells with a
     count and fails on a cell that has outputs but none ("Unrun reference cell has outputs"). A cell
     left without outputs loses its count."""
-    import nbformat
 
     nb = nbformat.read(str(path), as_version=4)
     before = nbformat.writes(nb)

@@ -24,20 +24,22 @@ from clip2gan.toy.stylegan2_eval import (
     export_generator,
     setting_changes,
 )
-from clip2gan.toy.stylegan2_training import (
+from clip2gan.toy.stylegan2_recipe import (
     GANTrainConfig,
-    GANTrainer,
-    _RunLock,
     attribute_ce,
     build_networks,
     ema_beta,
+    r1_penalty,
+    update_ema,
+)
+from clip2gan.toy.stylegan2_training import (
+    GANTrainer,
+    _RunLock,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
     main,
-    r1_penalty,
     train,
-    update_ema,
 )
 
 

@@ -13,8 +13,10 @@ world outwards:
   command line (`python -m clip2gan.toy.nets`).
 * `clip` — the small CLIP: an open_clip model with a packaged config, trained contrastively on
   captioned renders (`python -m clip2gan.toy.clip`).
-* `stylegan2_training` — the StyleGAN2 recipe (config `GANTrainConfig`, `GANTrainer`, resumable
-  checkpoints, `python -m clip2gan.toy.stylegan2_training`), with the networks of `clip2gan.stylegan2`.
+* `stylegan2_recipe` — the toy StyleGAN2's recipe: its settings (`GANTrainConfig`), networks
+  (`build_networks`, from `clip2gan.stylegan2`) and training terms (R1, EMA, the auxiliary attribute term).
+* `stylegan2_training` — the trainer that runs it (`GANTrainer`, resumable checkpoints,
+  `python -m clip2gan.toy.stylegan2_training`).
 * `stylegan2_eval` — what judges and ships that generator: the bar (`evaluate`), the run's curve
   (`evaluate_run`, `plot_curve`), and `export_generator`.
 
