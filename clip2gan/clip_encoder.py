@@ -31,6 +31,7 @@ in `clip2gan.modality_gap`.
 from __future__ import annotations
 
 import os
+import urllib.parse
 import warnings
 from typing import Any, Mapping, Sequence
 
@@ -42,7 +43,7 @@ from huggingface_hub.constants import HF_HUB_CACHE as hf_cache
 from open_clip import pretrained as ocp
 from torch import nn
 
-from clip2gan.hub import WeightsNotFound
+from clip2gan.hub import WeightsNotFound, downloads_allowed, reachable
 from clip2gan.profiles import get_profile
 from clip2gan.toy import clip as toyclip
 
@@ -398,8 +399,14 @@ def _resolve_open_clip_weights(name: str, tag: str, cfg: Mapping[str, Any], cach
         if os.path.isfile(url_file):
             return url_file
 
-    error = "HF_HUB_OFFLINE is set"
-    if not offline:
+    host = "huggingface.co" if hf else (urllib.parse.urlparse(url).hostname or "")
+    if offline:
+        error = "HF_HUB_OFFLINE is set"
+    elif not downloads_allowed():
+        error = "downloads are off: set CLIP2GAN_DOWNLOAD=1 to allow one"
+    elif host and not reachable(host):
+        error = f"no network: {host} did not answer within 3 s"
+    else:
         try:
             path = ocp.download_pretrained(dict(cfg), cache_dir=cache_dir)
             if path and os.path.isfile(path):
@@ -420,5 +427,5 @@ def _resolve_open_clip_weights(name: str, tag: str, cfg: Mapping[str, Any], cach
     lines.append(
         "  On a machine with internet: python -c \"import open_clip; "
         f"open_clip.create_model('{name}', pretrained='{tag}')\" and copy the cache here, or pass "
-        "pretrained='/path/to/checkpoint' (unset HF_HUB_OFFLINE to allow a download).")
+        "pretrained='/path/to/checkpoint' (or allow a download: CLIP2GAN_DOWNLOAD=1 and HF_HUB_OFFLINE unset).")
     raise WeightsNotFound("\n".join(lines))

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import sys
 import urllib.error
 import urllib.request
@@ -220,11 +221,29 @@ def resolve(name_or_path: str | os.PathLike, download: bool | None = None, progr
         if path.is_file():
             return _verify(path, expected, artifact)
 
-    if download is None:
-        download = os.environ.get("CLIP2GAN_DOWNLOAD", "") in {"1", "true", "yes"}
-    if download and artifact.url:
+    if downloads_allowed(download) and artifact.url:
         return fetch(artifact, progress=progress)
     raise _not_found(artifact, looked)
+
+
+def downloads_allowed(download: bool | None = None) -> bool:
+    """Whether a download may happen: `download` if given, else the `CLIP2GAN_DOWNLOAD` variable (default off)."""
+    if download is None:
+        return os.environ.get("CLIP2GAN_DOWNLOAD", "").strip().lower() in {"1", "true", "yes"}
+    return bool(download)
+
+
+def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    """One TCP connection attempt to `host:port` within `timeout` seconds: is the network there at all?
+
+    Asked once before a download that a library would otherwise retry for a minute or more when
+    there is no network (huggingface_hub does), so that offline a missing file fails in seconds.
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def fetch(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 import warnings
 
 import numpy as np
@@ -9,6 +11,7 @@ import open_clip
 import pytest
 import torch
 
+from clip2gan import clip_encoder, hub
 from clip2gan.clip_encoder import (
     ClipEncoder,
     PromptTruncatedWarning,
@@ -184,3 +187,43 @@ def test_toyfaces_profile_with_shipped_weights():
         pytest.skip("toyfaces-clip weights are not shipped in data/ yet")
     f = enc.encode_image(torch.zeros(1, 3, 32, 32))
     assert f.shape == (1, enc.embed_dim) and torch.allclose(f.norm(dim=-1), torch.ones(1), atol=1e-5)
+
+
+def test_without_permission_to_download_the_paper_clip_fails_at_once(monkeypatch, tmp_path):
+    """HF_HUB_OFFLINE unset but no CLIP2GAN_DOWNLOAD: nothing reaches the network (the guard in conftest
+    would raise if it did); one clear message says how to allow the download."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    start = time.perf_counter()
+    with pytest.raises(WeightsNotFound, match="CLIP2GAN_DOWNLOAD=1"):
+        ClipEncoder.from_open_clip("ViT-B-16-quickgelu", "openai", cache_dir=str(tmp_path))
+    assert time.perf_counter() - start < 5
+
+
+def test_no_network_is_detected_once_not_retried(monkeypatch, tmp_path):
+    """Downloads allowed but no network: one connection attempt, then WeightsNotFound in seconds — the
+    library's download (which retries for about a minute) is never started."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("CLIP2GAN_DOWNLOAD", "1")
+    attempts, downloads = [], []
+
+    def no_route(address, timeout=None):
+        attempts.append(address)
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(hub.socket, "create_connection", no_route)
+    monkeypatch.setattr(clip_encoder.ocp, "download_pretrained", lambda *a, **k: downloads.append(a))
+    start = time.perf_counter()
+    with pytest.raises(WeightsNotFound, match="no network: huggingface.co"):
+        ClipEncoder.from_open_clip("ViT-B-16-quickgelu", "openai", cache_dir=str(tmp_path))
+    assert time.perf_counter() - start < 5 and len(attempts) == 1 and downloads == []
+
+
+def test_reachable_tells_an_open_port_from_a_closed_one():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        assert hub.reachable("127.0.0.1", server.getsockname()[1], timeout=2)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]  # bound, never listening: connections are refused
+        assert not hub.reachable("127.0.0.1", closed, timeout=2)
