@@ -171,11 +171,15 @@ def train_variant(config: TrainConfig, world: dict[str, Any], dataset: torch.uti
 def model_from_mapping(world: dict[str, Any], mapping: str | Path, correction: str = "none") -> CLIP2GAN:
     """A `CLIP2GAN` from a trained M and the sweep's shared CLIP and G, not reloaded (08_evaluation.ipynb).
 
-    correction: the text correction ('none', 'recentre', 'nearest'); the model's default edit mode is
-    the paper's (the evaluation passes every setting's mode explicitly).
+    correction: 'none' gives `method='paper'` (bare text features, the paper's noise, eq. 11-14),
+    'nearest' `method='bridged'`, 'recentre' a custom model with that correction and the paper's edit
+    mode. The evaluation passes every setting's edit mode explicitly.
     """
-    return CLIP2GAN.from_checkpoint(mapping, clip=world["clip"], generator=world["G"],
-                                    text_correction=None if correction == "none" else correction, edit_mode="paper")
+    if correction in ("none", "nearest"):  # the two methods, exactly as CLIP2GAN(method=...) defines them
+        return CLIP2GAN.from_checkpoint(mapping, clip=world["clip"], generator=world["G"],
+                                        method="paper" if correction == "none" else "bridged")
+    return CLIP2GAN.from_checkpoint(mapping, clip=world["clip"], generator=world["G"], text_correction=correction,
+                                    edit_mode="paper")
 
 
 # -------------------------------------------------------------------------------------------------
