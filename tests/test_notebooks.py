@@ -8,6 +8,7 @@ import json
 import nbformat
 import pytest
 
+from clip2gan import colab
 from clip2gan.pipeline import list_notebooks, load_params, notebook_parameters
 
 NOTEBOOKS = list_notebooks()
@@ -49,6 +50,18 @@ def test_first_code_cell_installs_on_colab_only(path):
     import clip2gan
 
     assert f'"v{clip2gan.__version__}"' in first.source and "checkout -q {REV}" in first.source
+    # generated from pyproject.toml's one repository URL, with Colab's widget manager switched on
+    assert first.source == colab.install_cell() and "enable_custom_widget_manager()" in first.source
+
+
+def test_colab_cells_and_badges_are_generated_from_the_one_url():
+    assert colab.repository_url() in colab.install_cell()
+    assert colab.sync() == []  # `python -m clip2gan.colab` writes them; nothing is out of date
+    readme = (colab.REPO_ROOT / "README.md").read_text()
+    for path in NOTEBOOKS:
+        assert colab.badge(path.name) in readme, path.name
+    # the notebooks' relative paths (../results, ../outputs) hold on Colab: the cell enters the clone's notebooks/
+    assert "%cd clip2gan/notebooks" in colab.install_cell()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
