@@ -42,8 +42,12 @@ def voila_command(port: int, notebook: Path = APP_NOTEBOOK) -> list[str]:
             "--VoilaConfiguration.show_tracebacks=False", "--ServerApp.port_retries=0"]
 
 
-def app_environment(profile: str, model: str | None, prompt: str | None = None) -> dict[str, str]:
+def app_environment(profile: str, model: str | None, prompt: str | None = None,
+                    method: str | None = None) -> dict[str, str]:
+    """The environment the app notebook reads its settings from (profile, model, prompt, method)."""
     env = dict(os.environ, CLIP2GAN_APP_PROFILE=profile)
+    if method:
+        env["CLIP2GAN_APP_METHOD"] = method
     if model:
         env["CLIP2GAN_APP_MODEL"] = str(Path(model).resolve())
     if prompt:
@@ -58,6 +62,8 @@ class AppConfig:
     profile: str = option("toyfaces", "the world whose model the app loads", choices=tuple(PROFILES))
     model: str | None = option(None, "a mapping checkpoint or training run folder (default: the profile's shipped M)")
     port: int = option(8866, "port of the Voila server on 127.0.0.1")
+    method: str | None = option(None, "'paper' (the paper's rules) or 'bridged'; default: the checkpoint's",
+                                choices=("paper", "bridged"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"clip2gan editing app: http://127.0.0.1:{args.port}/  (profile {args.profile}; Ctrl-C stops it)", flush=True)
     try:
-        return subprocess.call(voila_command(args.port), env=app_environment(args.profile, args.model))
+        return subprocess.call(voila_command(args.port), env=app_environment(args.profile, args.model, method=args.method))
     except KeyboardInterrupt:
         return 0
 
