@@ -13,6 +13,7 @@ import open_clip
 import torch
 
 import clip2gan
+from clip2gan.profiles import get_profile
 
 __all__ = ["pick_device", "seed_everything", "environment_report", "device_label", "in_colab", "colab_defaults"]
 
@@ -36,7 +37,7 @@ def colab_defaults(profile: str, device: str = "auto", paper_profile: bool = Tru
     if not in_colab() or not torch.cuda.is_available():
         return profile, device
     downloads = os.environ.get("CLIP2GAN_DOWNLOAD", "") in {"1", "true", "yes"}
-    if profile == "toyfaces" and downloads:
+    if get_profile(profile).toy_world and downloads:
         if paper_profile:
             profile = "ffhq"
         else:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from clip2gan.evaluation.inception import inception_feature_extractor
+from clip2gan.profiles import get_profile
 from clip2gan.toy.faces import ATTRIBUTES, AttributeClassifier, caption_mentions, value_prompt
 
 __all__ = [
@@ -161,11 +162,12 @@ def toy_feature_extractor(classifier: AttributeClassifier) -> Callable[[torch.Te
 
 def feature_extractor_for(profile: str, classifier: AttributeClassifier | None = None, device: str | torch.device = "cpu"
                           ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The FID features of a world: the toy classifier's for 'toyfaces' (loaded from the hub when
-    `classifier` is None), Inception's otherwise (08_evaluation.ipynb)."""
-    if profile == "toyfaces":
+    """The FID features of a world: its attribute classifier's where the profile has one (the toy
+    world; loaded from the hub when `classifier` is None), Inception's otherwise (08_evaluation.ipynb)."""
+    record = get_profile(profile)
+    if record.classifier is not None:
         if classifier is None:
-            classifier = AttributeClassifier.from_pretrained(device=device)
+            classifier = AttributeClassifier.from_pretrained(record.classifier, device=device)
         return toy_feature_extractor(classifier)
     return inception_feature_extractor(device=device)
 
