@@ -46,6 +46,7 @@ from clip2gan.model import CLIP2GAN
 from clip2gan.stylegan2 import Generator, set_resample_impl
 from clip2gan.toy import clip as toyclip
 from clip2gan.toy.nets import AttributeClassifier
+from clip2gan.toy.stylegan2_recipe import GANTrainConfig, generator_kwargs
 from clip2gan.train import TrainConfig, Trainer, discriminator_like
 from clip2gan.viz import to_uint8
 from clip2gan.widgets import EditingApp, png_bytes
@@ -157,12 +158,9 @@ def _stylegan2_networks(device: torch.device) -> list[dict[str, Any]]:
     """(name, resolution, Generator kwargs, batches, reps) for the networks this project uses."""
     nets = [
         # The toy world's generator (clip2gan.toy.stylegan2_recipe.GANTrainConfig defaults, 28 labels).
-        dict(name="toy-32", res=32, kwargs=dict(z_dim=128, c_dim=28, w_dim=128, img_resolution=32, img_channels=3,
-             mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=1024, channel_max=128)),
-             batches=[1, 8, 32]),
+        dict(name="toy-32", res=32, kwargs=generator_kwargs(GANTrainConfig()), batches=[1, 8, 32]),
         # A 64 px toy-world generator (twice the toy channel budget).
-        dict(name="toy-64", res=64, kwargs=dict(z_dim=128, c_dim=28, w_dim=128, img_resolution=64, img_channels=3,
-             mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=4096, channel_max=128)),
+        dict(name="toy-64", res=64, kwargs=generator_kwargs(GANTrainConfig(resolution=64, channel_base=4096)),
              batches=[1, 8, 32]),
         # NVIDIA paper256 (the FFHQ-256 network): 14 x 512 w+.
         dict(name="paper256", res=256, kwargs=dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3,
@@ -335,8 +333,7 @@ def _training_world(size: str, device: torch.device) -> dict[str, Any]:
     if size == "toy":
 
         clip = ClipEncoder(toyclip.create_model(device=device), toyclip.get_tokenizer(), name="toyfaces-clip (random)")
-        G = Generator(z_dim=128, c_dim=0, w_dim=128, img_resolution=32, img_channels=3,
-                      mapping_kwargs={"num_layers": 2}, channel_base=1024, channel_max=128)
+        G = Generator(**generator_kwargs(GANTrainConfig(conditional=False)))
         identity, lpips = None, LPIPSLoss("clip", clip_encoder=clip)
     else:
         clip = ClipEncoder.from_open_clip("ViT-B-16-quickgelu", pretrained=None, device=device)
@@ -514,8 +511,7 @@ def _toy_world_model(device: torch.device, random_world: bool = False):
 
     torch.manual_seed(0)
     clip = ClipEncoder(toyclip.create_model(device=device), toyclip.get_tokenizer(), name="toyfaces-clip (random)")
-    G = Generator(z_dim=128, c_dim=0, w_dim=128, img_resolution=32, img_channels=3,
-                  mapping_kwargs={"num_layers": 2}, channel_base=1024, channel_max=128).eval().requires_grad_(False)
+    G = Generator(**generator_kwargs(GANTrainConfig(conditional=False))).eval().requires_grad_(False)
     M = MappingNetwork.for_generator(G, in_dim=clip.embed_dim)
     return CLIP2GAN(clip, M, G, profile="toyfaces").to(device).eval(), "random weights at toyfaces sizes"
 

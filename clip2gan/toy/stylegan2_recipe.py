@@ -76,7 +76,8 @@ from clip2gan.cli import option
 from clip2gan.stylegan2 import Discriminator, Generator
 from clip2gan.toy.faces import C_DIM, C_SLICES
 
-__all__ = ["GANTrainConfig", "build_networks", "attribute_ce", "r1_penalty", "ema_beta", "update_ema", "lazy_adam"]
+__all__ = ["GANTrainConfig", "build_networks", "generator_kwargs", "attribute_ce", "r1_penalty", "ema_beta", "update_ema",
+           "lazy_adam"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -139,11 +140,16 @@ class GANTrainConfig:
         return self.ema_kimg if self.ema_kimg is not None else 10.0 * self.batch / 32
 
 
+def generator_kwargs(cfg: GANTrainConfig) -> dict[str, Any]:
+    """The `clip2gan.stylegan2.Generator(**kwargs)` of this config (the benchmarks build the toy G from it)."""
+    return dict(z_dim=cfg.z_dim, c_dim=cfg.c_dim, w_dim=cfg.w_dim, img_resolution=cfg.resolution, img_channels=3,
+                mapping_kwargs=dict(num_layers=cfg.mapping_layers),
+                synthesis_kwargs=dict(channel_base=cfg.channel_base, channel_max=cfg.channel_max, num_fp16_res=0))
+
+
 def build_networks(cfg: GANTrainConfig) -> tuple[Generator, Discriminator]:
     """`(G, D)` from `clip2gan.stylegan2` for this config, in training mode, on CPU (00_setup.ipynb)."""
-    G = Generator(z_dim=cfg.z_dim, c_dim=cfg.c_dim, w_dim=cfg.w_dim, img_resolution=cfg.resolution, img_channels=3,
-                  mapping_kwargs=dict(num_layers=cfg.mapping_layers),
-                  synthesis_kwargs=dict(channel_base=cfg.channel_base, channel_max=cfg.channel_max, num_fp16_res=0))
+    G = Generator(**generator_kwargs(cfg))
     D = Discriminator(c_dim=cfg.c_dim, img_resolution=cfg.resolution, img_channels=3, architecture=cfg.d_architecture,
                       channel_base=cfg.channel_base, channel_max=cfg.channel_max, num_fp16_res=0,
                       epilogue_kwargs=dict(mbstd_group_size=cfg.mbstd_group))
