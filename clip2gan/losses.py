@@ -6,7 +6,8 @@ Training (text-free): x -> CLIP -> f_img -> M -> w+ -> G -> x'. Only M and the d
     λ = 1, 1, 0.1, 1, 1 and the gradient-penalty weight λ = 1 (supplement, implementation details):
     `LossWeights()`; `total_loss(...)` returns the weighted sum and its parts.
 
-Decisions where the paper is ambiguous (DESIGN §1) — each is an option, the default is stated:
+Decisions where the paper is ambiguous (docs/design.md gives the reasons and the measurements) — each is
+an option, the default is stated:
 
 * eq. 4, `reconstruction_loss`: "||x − x'||₂, the l2 distance". Default `mode='mse'`: the mean
   squared error over pixels, channels and batch (F.mse_loss, as pSp/e4e compute their "l2" loss).
@@ -15,8 +16,8 @@ Decisions where the paper is ambiguous (DESIGN §1) — each is an option, the d
   squared) norm, scaled by 1/sqrt(#pixels), averaged over the batch.
 * eq. 5, `LPIPSLoss`: AlexNet LPIPS through the `lpips` package for the paper's worlds. The toy
   world uses `trunk='clip'` (see `LPIPSLoss`).
-* eq. 6-7 (ambiguity 2), `g_adv_loss` / `d_loss`: the text says "WGAN-GP", the equations are the
-  log-loss GAN with a gradient penalty on x'. `form='paper'` (default) implements eq. 6-7 as
+* eq. 6-7 (docs/design.md#the-adversarial-loss), `g_adv_loss` / `d_loss`: the text says "WGAN-GP",
+  the equations are the log-loss GAN with a gradient penalty on x'. `form='paper'` (default) implements eq. 6-7 as
   written: L_G = E[log(1 − D(x'))] (the *saturating* generator loss of the original GAN) and
   L_D = −E[log D(x)] − E[log(1 − D(x'))] + λ E[(‖∇_{x'} D(x')‖₂ − 1)²], with D(·) = sigmoid(logit).
   `form='nonsaturating'` uses L_G = −E[log D(x')] (StyleGAN2's loss; stronger gradients when D wins);
@@ -27,9 +28,9 @@ Decisions where the paper is ambiguous (DESIGN §1) — each is an option, the d
   gradient, a literal reading of D inside the logs), squared per sample then averaged
   (WGAN-GP's form; the paper's bracket could be read as the square of the mean, which lets large
   and small norms cancel).
-* eq. 8 (ambiguity 3), `IdentityLoss`: the equation is a cosine similarity written without square
+* eq. 8 (docs/design.md#the-identity-loss), `IdentityLoss`: the equation is a cosine similarity written without square
   roots; we use 1 − cos(f_arc(x), f_arc(x')).
-* eq. 9 (ambiguity 1), `diversity_loss` and `NoiseConfig`: the paper adds N(0, 1) per dimension to
+* eq. 9 (docs/design.md#the-test-time-noise), `diversity_loss` and `NoiseConfig`: the paper adds N(0, 1) per dimension to
   the CLIP feature in training and N(1, 0.36) at test time. CLIP features are L2-normalised (norm 1,
   ~0.044 per coordinate in 512-d): N(0, 1) noise has norm ≈ 22.6 and swamps the feature (cos ≈ 0.04
   to the original), so M would learn to map pure noise. Default: additive Gaussian noise
@@ -156,8 +157,10 @@ class LPIPSLoss(nn.Module):
       leaves 7×7, then 3×3 and 1×1 maps. The toy CLIP is the only network trained on this world
       that is not an evaluation instrument (the attribute classifier must never be a training
       loss), and it sees the 32 px images at full resolution (8×8 token maps). It is the same
-      network that encodes x for M, which makes this term a semantic reconstruction loss — in
-      line with the paper's aim, and harmless for evaluation, which uses the attribute classifier.
+      network that encodes x for M, which makes this term a semantic reconstruction loss, in
+      line with the paper's aim. Evaluation uses the attribute classifier, but the toy CLIP's image
+      tower was trained with an auxiliary attribute loss, so this term also carries the attributes
+      the classifier reads (docs/design.md#the-toy-world says what that means for the toy figures).
     * 'alex-random': AlexNet with random weights (`pnet_rand=True`) and no linear heads (the heads
       are calibrated for ImageNet features), seeded: an honest random-feature multi-scale distance,
       for comparison.
@@ -365,7 +368,7 @@ def d_loss(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, c: torch.Tensor
 
 
 class IdentityLoss(nn.Module):
-    """L_id = 1 − cos(f_arc(x), f_arc(x')) (eq. 8, read as a cosine; ambiguity 3) (04_losses.ipynb).
+    """L_id = 1 − cos(f_arc(x), f_arc(x')) (eq. 8, read as a cosine; docs/design.md#the-identity-loss) (04_losses.ipynb).
 
     net: an identity network, images `[N, 3, H, W]` in [-1, 1] -> embeddings `[N, D]` (normalised
     or not; the cosine normalises). See `clip2gan.identity.identity_net_for(profile)`: ArcFace
@@ -405,7 +408,7 @@ class IdentityLoss(nn.Module):
 
 @dataclass(frozen=True)
 class NoiseConfig:
-    """Gaussian noise on CLIP features (ambiguity 1; see the module docstring) (04_losses.ipynb).
+    """Gaussian noise on CLIP features (see the module docstring and docs/design.md#the-test-time-noise) (04_losses.ipynb).
 
     mean, std: of the Gaussian. scale: 'unit' measures mean and std in units of 1/sqrt(D), the RMS
     coordinate of a unit-norm D-dim feature (std s adds a noise vector of norm ≈ s), 'absolute'

@@ -2,7 +2,8 @@
 
 Paper §3.1: "a 12-layer fully connected layer with each layer post-connected to the activation
 layer Leaky ReLU", 512-d CLIP feature in, 18 × 512 w+ code out (eq. 3: z = M(f)). Only the depth,
-the activation and the input/output sizes are given (DESIGN §1, ambiguity 6). Our choices:
+the activation and the input/output sizes are given (docs/design.md#the-mapping-networks-layers).
+Our choices:
 
 Widths. Eleven hidden layers of `hidden_dim = 512` (the CLIP width and StyleGAN's w width), then
 one layer `hidden_dim -> num_ws * w_dim` that emits all w+ rows at once, reshaped to

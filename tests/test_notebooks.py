@@ -1,4 +1,12 @@
-"""Notebook conventions (CONTRIBUTING.md): parameters cell, Colab cell, CI defaults, small outputs."""
+"""Notebook conventions (CONTRIBUTING.md): parameters cell, Colab cell, CI defaults, small outputs.
+
+These checks cover the numbered course notebooks, `notebooks/NN_*.ipynb` (`clip2gan.pipeline.list_notebooks`).
+The worked solutions in `notebooks/solutions/` are not among them: they are not part of the papermill
+pipeline and have no `parameters` cell by design (they run at one fixed small size in the toy world).
+Their own conventions — the same Colab install cell, `assert`s against the package, the same limits on
+committed outputs, one solutions notebook per notebook with exercises — are checked in
+tests/test_solutions.py; `pytest notebooks --nbval-lax` runs them with the course notebooks.
+"""
 
 from __future__ import annotations
 
@@ -81,8 +89,8 @@ def test_committed_outputs_are_small(path):
 
 
 def test_every_notebook_calls_colab_defaults():
-    # issue #7: on Colab every notebook selects the GPU (and, where it can, the paper profile) right
-    # after its parameters; 05-08 pass paper_profile=False (no downloadable paper-profile M exists)
+    # On Colab every notebook selects the GPU (and, where it can, the paper profile) right after its
+    # parameters; 05-08 pass paper_profile=False (no downloadable paper-profile M exists)
     for path in NOTEBOOKS:
         nb = nbformat.read(str(path), as_version=4)
         code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
