@@ -311,3 +311,20 @@ def test_command_line_flags_come_from_the_config_dataclass():
     assert all(f.metadata.get("help") for f in dataclasses.fields(sweeps.SweepCommand))  # every flag has a help text
     with pytest.raises(SystemExit):
         sweeps.parse_args(["--size", "huge"])
+
+
+def test_evaluate_mapping_scores_the_paper_rule_under_method_paper(monkeypatch):
+    """The 'paper_rule' block is the same M under method='paper' (bare text features, the paper's noise,
+    eq. 11-14), not a half-switched model that keeps the bridged edit mode and the training noise."""
+    from clip2gan import hub
+
+    seen = []
+
+    def record(model, data, classifier, lpips, size, setting="paper", **kwargs):
+        seen.append((setting, model.method, model.text_correction, model.edit_mode))
+        return {"text_acc": 0.5, "edit_acc": 0.5, "edit_pres": 0.5, "fid": 1.0, "rec_match": 0.9, "lpips_div": 0.1}
+
+    monkeypatch.setattr(sweeps, "evaluate", record)
+    out = sweeps.evaluate_mapping(hub.resolve("toyfaces-mapping"), size="ci")
+    assert seen == [("nearest", "bridged", "nearest", "neighbours"), ("paper", "paper", None, "paper")]
+    assert out["setting"] == "nearest" and "paper_rule" in out

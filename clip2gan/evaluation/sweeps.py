@@ -50,7 +50,7 @@ from clip2gan.cli import add_config_args, config_from_args, option
 from clip2gan.evaluation.protocol import SETTINGS, bars, eval_data, evaluate
 from clip2gan.evaluation.tables import plot_sweep, write_csv
 from clip2gan.losses import LPIPSLoss
-from clip2gan.model import CLIP2GAN, load_mapping
+from clip2gan.model import CLIP2GAN, METHODS, load_mapping
 from clip2gan.profiles import PROFILES
 from clip2gan.runtime import device_label, pick_device
 from clip2gan.toy.faces import AttributeClassifier
@@ -209,7 +209,7 @@ def evaluate_mapping(path: str | Path, size: str | SweepSize = "full", seed: int
                                groups=("generation", "reconstruction", "editing"), progress=progress))
     out = {**metrics, "setting": default, "bars": bars(metrics)}
     if default != "paper":
-        model.text_correction = None
+        model.text_correction, model.edit_mode = METHODS["paper"]  # the same M under method='paper'
         out["paper_rule"] = rounded(evaluate(model, data, classifier, lpips, size, setting="paper", seed=seed,
                                              groups=("generation", "editing"), progress=progress))
     return out
