@@ -21,7 +21,7 @@ image cone's, 'nearest' replaces it by the softmax-weighted mean of its nearest 
 the bank (`clip2gan.modality_gap.nearest_image_features`). A checkpoint names its default in its config
 (`text_correction`); checkpoints written since the feature bank exists default to 'nearest' — a
 departure from the paper, made because the paper's bare rule decodes text features off the image
-manifold (toyfaces: text → image 53-77 % over training seeds against 94-96 % with 'nearest';
+manifold (toyfaces: text → image 52-76 % over training seeds against 94-96 % with 'nearest';
 06_generation.ipynb, results/README.md). `text_correction=None` gives the paper's rule. In the same
 way such checkpoints edit with `edit_mode='neighbours'` (`clip2gan.edit`), and `mode='paper'` gives
 the paper's z + β M(C_text(t)).
