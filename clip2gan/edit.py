@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +57,9 @@ import torch.nn.functional as F
 from clip2gan.images import MAX_PIXELS, prepare_images
 from clip2gan.modality_gap import require_bank
 from clip2gan.profiles import PROFILES
+
+if TYPE_CHECKING:  # the model module imports this one: only the type checker needs the class
+    from clip2gan.model import CLIP2GAN
 
 __all__ = [
     "DEFAULT_NEUTRAL",
@@ -186,7 +189,7 @@ def layer_mask(num_ws: int, layers: Any = None) -> torch.Tensor:
 
 
 @torch.no_grad()
-def default_mode(model) -> str:
+def default_mode(model: CLIP2GAN) -> str:
     """The edit mode a model uses when none is given: `model.edit_mode` ('paper' if it has none)."""
     return getattr(model, "edit_mode", None) or "paper"
 
@@ -196,7 +199,7 @@ def _zscore(s: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def neighbour_direction(model, features: torch.Tensor, text: str, space: str = "wplus", k: int = NEIGHBOUR_K,
+def neighbour_direction(model: CLIP2GAN, features: torch.Tensor, text: str, space: str = "wplus", k: int = NEIGHBOUR_K,
                         image_weight: float = NEIGHBOUR_IMAGE_WEIGHT) -> torch.Tensor:
     """Per-image edit vectors from the feature bank (mode 'neighbours'; see the module docstring) (07_editing.ipynb).
 
@@ -220,7 +223,7 @@ def neighbour_direction(model, features: torch.Tensor, text: str, space: str = "
     return codes[pos].mean(1) - codes[neg].mean(1)
 
 
-def text_direction(model, text: str, mode: str | None = None, neutral: str | None = None, space: str = "wplus",
+def text_direction(model: CLIP2GAN, text: str, mode: str | None = None, neutral: str | None = None, space: str = "wplus",
                    features: torch.Tensor | None = None) -> torch.Tensor:
     """The edit vector n of a text (eq. 13), `[1, num_ws, w_dim]` ('wplus') or `[1, D]` ('clip') (07_editing.ipynb).
 
@@ -285,7 +288,7 @@ class EncodedImages:
     ws: torch.Tensor
 
 
-def encode_for_edit(model, images: Any, max_pixels: int = MAX_PIXELS, warn: bool = True) -> EncodedImages:
+def encode_for_edit(model: CLIP2GAN, images: Any, max_pixels: int = MAX_PIXELS, warn: bool = True) -> EncodedImages:
     """Prepare images (`prepare_images`) and encode them: C_img(x) and z = M(C_img(x)) (07_editing.ipynb)."""
     x = prepare_images(images, model.resolution, max_pixels=max_pixels, warn=warn)
     with torch.no_grad():  # a block, not a decorator: conversion warnings then point at the caller's line
@@ -294,7 +297,7 @@ def encode_for_edit(model, images: Any, max_pixels: int = MAX_PIXELS, warn: bool
 
 
 @torch.no_grad()
-def edited_latents(model, encoded: EncodedImages, direction: torch.Tensor, beta: float, space: str = "wplus",
+def edited_latents(model: CLIP2GAN, encoded: EncodedImages, direction: torch.Tensor, beta: float, space: str = "wplus",
                    layers: Any = None) -> torch.Tensor:
     """z' `[N, num_ws, w_dim]` for one β (07_editing.ipynb).
 
@@ -329,7 +332,7 @@ class BetaStrip:
     `strip.image(beta)` equals `edit_image(model, image, text, beta, ...)` for the same settings.
     """
 
-    def __init__(self, model, images: Any, text: str, space: str = "wplus", layers: Any = None, mode: str | None = None,
+    def __init__(self, model: CLIP2GAN, images: Any, text: str, space: str = "wplus", layers: Any = None, mode: str | None = None,
                  neutral: str | None = None, noise_mode: str | None = None, encoded: EncodedImages | None = None):
         check_text(text)
         mode = default_mode(model) if mode is None else mode
@@ -359,7 +362,7 @@ class BetaStrip:
         return torch.stack([self.image(b) for b in betas], dim=1)
 
 
-def edit_image(model, image: Any, text: str, beta: float = 1.0, space: str = "wplus", layers: Any = None,
+def edit_image(model: CLIP2GAN, image: Any, text: str, beta: float = 1.0, space: str = "wplus", layers: Any = None,
                mode: str | None = None, neutral: str | None = None, noise_mode: str | None = None) -> torch.Tensor:
     """Edit real image(s) with a text (eq. 11-14), `[N, 3, R, R]` in [-1, 1] on the CPU (07_editing.ipynb).
 

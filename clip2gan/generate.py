@@ -38,13 +38,16 @@ pixels on the CPU (and the same noise on any device). `seed=None` draws from tor
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from clip2gan.clip_encoder import check_prompts
 from clip2gan.losses import NoiseConfig, add_clip_noise
+
+if TYPE_CHECKING:  # the model module imports this one: only the type checker needs the class
+    from clip2gan.model import CLIP2GAN
 
 __all__ = ["generate", "default_noise", "truncate"]
 
@@ -89,7 +92,7 @@ def _is_identity(noise: NoiseConfig) -> bool:
 
 @torch.no_grad()
 def generate(
-    model,
+    model: CLIP2GAN,
     prompts: Sequence[str] | str,
     n_per_prompt: int = 1,
     noise: NoiseConfig | bool | None = None,

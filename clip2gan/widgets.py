@@ -51,6 +51,7 @@ from clip2gan.edit import (
     text_direction,
 )
 from clip2gan.images import MAX_PIXELS, ImageConversionWarning
+from clip2gan.model import CLIP2GAN
 from clip2gan.toy.faces import RESOLUTION, render_labeled_batch
 from clip2gan.viz import to_uint8
 
@@ -103,7 +104,7 @@ class EditingApp:
     uploads are refused. display_size: the approximate on-screen size of each image in pixels.
     """
 
-    def __init__(self, model, images: Any = None, prompt: str = "", beta: float = 0.5, layers: str = "all",
+    def __init__(self, model: CLIP2GAN, images: Any = None, prompt: str = "", beta: float = 0.5, layers: str = "all",
                  space: str = "wplus", mode: str | None = None, neutral: str | None = None, n_toy: int = 8, seed: int = 0,
                  max_pixels: int = MAX_PIXELS, display_size: int = 256):
 
