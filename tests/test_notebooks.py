@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from clip2gan import colab
-from clip2gan.pipeline import list_notebooks, load_params, notebook_parameters
+from clip2gan.pipeline import NOTEBOOK_DIR, list_notebooks, load_params, notebook_parameters
 
 NOTEBOOKS = list_notebooks()
 REQUIRED = {"profile", "device", "seed", "out_dir"}
@@ -72,9 +72,11 @@ def test_colab_cells_and_badges_are_generated_from_the_one_url():
     assert "%cd clip2gan/notebooks" in colab.install_cell()
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS + sorted((NOTEBOOK_DIR / "solutions").glob("*.ipynb")),
+                         ids=lambda p: p.name)
 def test_committed_outputs_are_small(path):
-    """At most two figures of ≤ 150 kB each and no long text outputs (run `make strip`)."""
+    """At most two figures of ≤ 150 kB each and no long text outputs, in the course and solutions notebooks
+    alike (run `make strip`)."""
     assert path.stat().st_size < 600_000
     nb = json.loads(path.read_text())
     images = 0

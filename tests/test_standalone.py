@@ -27,6 +27,7 @@ def _reader_files() -> list[Path]:
     files = sorted(ROOT.glob("notebooks/**/*.ipynb")) + sorted(ROOT.glob("clip2gan/**/*.py"))
     files += [ROOT / "README.md", ROOT / "CONTRIBUTING.md"]
     files += sorted(ROOT.glob("docs/**/*.md")) + sorted(ROOT.glob("docs/**/*.py")) + sorted(ROOT.glob("results/**/*.md"))
+    files += sorted(ROOT.glob("notebooks/params/*.yaml"))  # their comments are read beside the notebooks
     return [f for f in files if f.is_file() and ".ipynb_checkpoints" not in f.parts]
 
 

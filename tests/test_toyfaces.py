@@ -263,7 +263,7 @@ def test_cli_dispatcher(capsys):
 def test_public_names_of_the_world_and_its_networks():
     # the networks live in clip2gan.toy.nets; the world module and the package still name them
     assert tf.AttributeClassifier is AttributeClassifier is toy.AttributeClassifier
-    assert tf.ToyIdentityNet is ToyIdentityNet
+    assert toy.ToyIdentityNet is ToyIdentityNet  # the identity net is public from the package, not the world module
     for name in ("ATTRIBUTES", "sample_attributes", "render", "caption", "ToyFaces", "attributes_to_c"):
         assert getattr(toy, name) is getattr(tf, name)
     with pytest.raises(AttributeError):

@@ -791,9 +791,10 @@ def check_images(images: Any, resolution: int = RESOLUTION, name: str = "images"
     return images.float().clamp(-1.0, 1.0)
 
 
-# The networks that read the world live in clip2gan.toy.nets, which imports this module; they stay
-# reachable here (resolved on first use, which avoids that import cycle).
-_FROM_NETS = ("AttributeClassifier", "ToyIdentityNet")
+# The attribute classifier (public API: `from clip2gan.toy.faces import AttributeClassifier`) lives in
+# clip2gan.toy.nets, which imports this module; it stays reachable here, resolved on first use to avoid
+# that import cycle.
+_FROM_NETS = ("AttributeClassifier",)
 
 
 def __getattr__(name: str) -> Any:
