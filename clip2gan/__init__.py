@@ -30,7 +30,7 @@ Tools
     checkpoint     safetensors + JSON checkpoints, atomic writes, optimizer state
     cli            command lines built from config dataclasses
     runtime        devices, seeds, environment report
-    colab          Colab install cells and badges from the one repository URL
+    colab          Colab: install cells and badges from the one repository URL, the defaults there
     viz, widgets, app, pipeline, bench
 """
 

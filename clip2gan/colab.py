@@ -1,4 +1,5 @@
-"""Colab: the repository address in one place, and the install cell and badges made from it (00_setup.ipynb).
+"""Colab: the repository address in one place, the install cell and badges made from it, and the
+defaults a notebook takes on Colab (00_setup.ipynb).
 
 The repository URL is written once, in `pyproject.toml` (`[project.urls] Repository`). Everything
 Colab needs is generated from it:
@@ -7,6 +8,9 @@ Colab needs is generated from it:
   release of this package version, install it, and switch on Colab's widget manager (ipywidgets 8
   needs it there to render sliders); elsewhere it does nothing;
 * `badge(notebook)` — the "Open in Colab" badge of a notebook, as the README's notebook table uses it.
+
+`colab_defaults(profile, device)`, called by every notebook after its parameters, picks the GPU (and,
+where downloads are allowed, the paper's world) on Colab and changes nothing elsewhere.
 
 `python -m clip2gan.colab` rewrites the install cells of `notebooks/*.ipynb` (and
 `notebooks/solutions/*.ipynb`) and the badges in README.md; a test checks that they are in sync.
@@ -20,13 +24,44 @@ import sys
 from pathlib import Path
 
 import nbformat
+import torch
 
 import clip2gan
+from clip2gan.hub import downloads_allowed
+from clip2gan.profiles import get_profile
 
-__all__ = ["REPO_ROOT", "repository_url", "release", "install_cell", "colab_url", "badge", "sync", "main"]
+__all__ = ["in_colab", "colab_defaults",
+           "REPO_ROOT", "repository_url", "release", "install_cell", "colab_url", "badge", "sync", "main"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INSTALL_MARKER = "# Colab only: install clip2gan"
+
+
+def in_colab() -> bool:
+    """True inside Google Colab."""
+    return "google.colab" in sys.modules
+
+
+def colab_defaults(profile: str, device: str = "auto", paper_profile: bool = True) -> tuple[str, str]:
+    """On Colab with a GPU and downloads allowed, the paper's world: ("ffhq", "cuda"); else unchanged.
+
+    Each notebook calls this right after its parameters, so a reader who opens it from the README's
+    Colab badge gets the real models (downloaded once through `clip2gan.hub`, with progress, resumed if
+    interrupted), while everywhere else the offline toy world stays the default.
+
+    paper_profile=False (notebooks 05-08): only the GPU is selected. Those notebooks need a mapping
+    network trained on the paper's data, which no download provides (training one takes CelebA-HQ and
+    GPU hours, notebook 05 at full size), so on Colab they keep the toy world and say so.
+    """
+    if not in_colab() or not torch.cuda.is_available():
+        return profile, device
+    if get_profile(profile).toy_world and downloads_allowed():
+        if paper_profile:
+            profile = "ffhq"
+        else:
+            print("Colab GPU: this notebook keeps profile='toyfaces' — the paper profile needs a mapping network "
+                  "trained on CelebA-HQ (notebook 05 at full size, then pass its run folder); none is downloadable.")
+    return profile, "cuda" if device == "auto" else device
 
 
 def repository_url() -> str:

@@ -1,11 +1,10 @@
-"""Devices, seeds and the environment report every notebook starts with (00_setup.ipynb)."""
+"""Devices, seeds and the environment report every notebook starts with (00_setup.ipynb); Colab: `clip2gan.colab`."""
 
 from __future__ import annotations
 
 import os
 import platform
 import random
-import sys
 from typing import Any
 
 import numpy as np
@@ -13,37 +12,9 @@ import open_clip
 import torch
 
 import clip2gan
-from clip2gan.profiles import get_profile
+from clip2gan.colab import in_colab
 
-__all__ = ["pick_device", "seed_everything", "environment_report", "device_label", "in_colab", "colab_defaults"]
-
-
-def in_colab() -> bool:
-    """True inside Google Colab."""
-    return "google.colab" in sys.modules
-
-
-def colab_defaults(profile: str, device: str = "auto", paper_profile: bool = True) -> tuple[str, str]:
-    """On Colab with a GPU and downloads allowed, the paper's world: ("ffhq", "cuda"); else unchanged.
-
-    Each notebook calls this right after its parameters, so a reader who opens it from the README's
-    Colab badge gets the real models (downloaded once through `clip2gan.hub`, with progress, resumed if
-    interrupted), while everywhere else the offline toy world stays the default.
-
-    paper_profile=False (notebooks 05-08): only the GPU is selected. Those notebooks need a mapping
-    network trained on the paper's data, which no download provides (training one takes CelebA-HQ and
-    GPU hours, notebook 05 at full size), so on Colab they keep the toy world and say so.
-    """
-    if not in_colab() or not torch.cuda.is_available():
-        return profile, device
-    downloads = os.environ.get("CLIP2GAN_DOWNLOAD", "") in {"1", "true", "yes"}
-    if get_profile(profile).toy_world and downloads:
-        if paper_profile:
-            profile = "ffhq"
-        else:
-            print("Colab GPU: this notebook keeps profile='toyfaces' — the paper profile needs a mapping network "
-                  "trained on CelebA-HQ (notebook 05 at full size, then pass its run folder); none is downloadable.")
-    return profile, "cuda" if device == "auto" else device
+__all__ = ["pick_device", "seed_everything", "environment_report", "device_label"]
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:

@@ -1,4 +1,4 @@
-"""runtime: device choice and the Colab defaults."""
+"""runtime: device choice; the Colab defaults (clip2gan.colab)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import types
 import pytest
 import torch
 
-from clip2gan import runtime
+from clip2gan import colab, runtime
 
 
 def test_pick_device():
@@ -20,18 +20,18 @@ def test_pick_device():
 
 
 def test_colab_defaults(monkeypatch):
-    assert runtime.colab_defaults("toyfaces", "auto") == ("toyfaces", "auto")  # not Colab: unchanged
+    assert colab.colab_defaults("toyfaces", "auto") == ("toyfaces", "auto")  # not Colab: unchanged
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setenv("CLIP2GAN_DOWNLOAD", "1")
-    assert runtime.colab_defaults("toyfaces", "auto") == ("ffhq", "cuda")
-    assert runtime.colab_defaults("afhqcat", "cpu") == ("afhqcat", "cpu")  # explicit choices stay
+    assert colab.colab_defaults("toyfaces", "auto") == ("ffhq", "cuda")
+    assert colab.colab_defaults("afhqcat", "cpu") == ("afhqcat", "cpu")  # explicit choices stay
     # notebooks 05-08 need a paper-profile M that no download provides: GPU yes, profile unchanged
-    assert runtime.colab_defaults("toyfaces", "auto", paper_profile=False) == ("toyfaces", "cuda")
+    assert colab.colab_defaults("toyfaces", "auto", paper_profile=False) == ("toyfaces", "cuda")
     monkeypatch.delenv("CLIP2GAN_DOWNLOAD")
-    assert runtime.colab_defaults("toyfaces", "auto") == ("toyfaces", "cuda")  # no downloads: toy world on GPU
+    assert colab.colab_defaults("toyfaces", "auto") == ("toyfaces", "cuda")  # no downloads: toy world on GPU
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert runtime.colab_defaults("toyfaces", "auto") == ("toyfaces", "auto")
+    assert colab.colab_defaults("toyfaces", "auto") == ("toyfaces", "auto")
 
 
 def test_seed_everything_repeats():
