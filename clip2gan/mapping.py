@@ -25,6 +25,11 @@ Input. The CLIP feature is scaled to unit mean square (StyleGAN's `normalize_2nd
 sees the same input scale whether the feature was L2-normalised (norm 1), unnormalised (open_clip's
 raw output) or perturbed by the diversity noise.
 
+Centred input (`centre_input=True`, off by default; 10_comparisons.ipynb). An M trained the C3 way
+(Zhang et al., ICLR 2024: collapse, then corrupt) sees CLIP features minus the training images' mean;
+the mean is stored as the `input_mean` buffer and subtracted before the normalisation, so the saved M
+still takes raw CLIP features and its image path needs no special case.
+
 Output offset (`offset_w_avg=True`, default). M predicts a residual around the generator's average
 latent: `ws = w_avg + M_net(f)`, with `w_avg = G.mapping.w_avg` stored as a buffer. StyleGAN2's good
 images live near `w_avg` (the centre of the truncation trick); a freshly initialised network
@@ -57,12 +62,14 @@ class MappingNetwork(nn.Module):
     lr_multiplier: equalised-learning-rate multiplier of every layer (1);
     w_avg: `[w_dim]` initial value of the `w_avg` buffer (e.g. `G.mapping.w_avg`; zeros if None);
     offset_w_avg: add `w_avg` to the output (True; see the module docstring);
-    last_init_scale: scale of the last layer's initial weights (0.1: untrained outputs near w_avg).
+    last_init_scale: scale of the last layer's initial weights (0.1: untrained outputs near w_avg);
+    centre_input: subtract the `input_mean` buffer `[in_dim]` (`set_input_mean`) from every input (C3's
+    collapse; see the module docstring).
     """
 
     def __init__(self, in_dim: int, num_ws: int, w_dim: int, n_layers: int = 12, hidden_dim: int = 512,
                  lr_multiplier: float = 1.0, w_avg: torch.Tensor | None = None, offset_w_avg: bool = True,
-                 normalize_input: bool = True, last_init_scale: float = 0.1):
+                 normalize_input: bool = True, last_init_scale: float = 0.1, centre_input: bool = False):
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers}")
@@ -75,6 +82,7 @@ class MappingNetwork(nn.Module):
         self.offset_w_avg = bool(offset_w_avg)
         self.normalize_input = bool(normalize_input)
         self.last_init_scale = float(last_init_scale)
+        self.centre_input = bool(centre_input)
 
         widths = [self.in_dim] + [self.hidden_dim] * (self.n_layers - 1) + [self.num_ws * self.w_dim]
         for i in range(self.n_layers):
@@ -86,6 +94,8 @@ class MappingNetwork(nn.Module):
         self.register_buffer("w_avg", torch.zeros([self.w_dim]))
         if w_avg is not None:
             self.set_w_avg(w_avg)
+        if self.centre_input:  # only then: older checkpoints' state dicts keep loading strictly
+            self.register_buffer("input_mean", torch.zeros([self.in_dim]))
 
     @property
     def config(self) -> dict[str, Any]:
@@ -93,7 +103,7 @@ class MappingNetwork(nn.Module):
         return {"in_dim": self.in_dim, "num_ws": self.num_ws, "w_dim": self.w_dim, "n_layers": self.n_layers,
                 "hidden_dim": self.hidden_dim, "lr_multiplier": self.lr_multiplier,
                 "offset_w_avg": self.offset_w_avg, "normalize_input": self.normalize_input,
-                "last_init_scale": self.last_init_scale}
+                "last_init_scale": self.last_init_scale, "centre_input": self.centre_input}
 
     @classmethod
     def for_generator(cls, G: nn.Module, in_dim: int = 512, **kwargs: Any) -> "MappingNetwork":
@@ -109,11 +119,23 @@ class MappingNetwork(nn.Module):
         self.w_avg.copy_(w_avg.to(self.w_avg))
         return self
 
+    def set_input_mean(self, mean: torch.Tensor) -> "MappingNetwork":
+        """Store the mean `[in_dim]` subtracted from every input (an M built with `centre_input=True`)."""
+        if not self.centre_input:
+            raise ValueError("this MappingNetwork was built without centre_input=True: it has no input mean")
+        mean = torch.as_tensor(mean).detach()
+        if tuple(mean.shape) != (self.in_dim,):
+            raise ValueError(f"the input mean must be [{self.in_dim}], got {tuple(mean.shape)}")
+        self.input_mean.copy_(mean.to(self.input_mean))
+        return self
+
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         """f: `[N, in_dim]` -> ws `[N, num_ws, w_dim]` (eq. 3)."""
         if f.ndim != 2 or f.shape[1] != self.in_dim:
             raise ValueError(f"MappingNetwork expects features [N, {self.in_dim}], got {tuple(f.shape)}")
         x = f.float()
+        if self.centre_input:
+            x = x - self.input_mean
         if self.normalize_input:
             x = normalize_2nd_moment(x)
         for i in range(self.n_layers):

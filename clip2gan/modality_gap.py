@@ -7,9 +7,14 @@ CLIP2GAN trains M on image features only and meets text features only at test ti
 a text feature depends on how it extrapolates across that gap. This module holds everything about it:
 
 * measuring it: `modality_gap` (centroid distance, cone widths);
-* re-centring: `recentre` moves text features from the text cone's centre to the image cone's
-  (the "collapse" of Zhang et al., "Connect, Collapse, Corrupt", ICLR 2024, at test time), with the
-  text mean taken over the world's prompt vocabulary (`vocabulary_text_mean`);
+* re-centring: `recentre` moves text features from the text cone's centre to the image cone's and
+  renormalises (the mean shift of Liang et al.), with the text mean taken over the world's prompt
+  vocabulary (`vocabulary_text_mean`);
+* the published bridges that change what M is trained on (10_comparisons.ipynb): C3 (Zhang et al.,
+  "Connect, Collapse, Corrupt: Learning Cross-Modal Tasks with Uni-Modal Data", ICLR 2024) trains on
+  centred image features plus noise (`c3_corrupt`) and centres text features at test time (`collapse`);
+  LAFITE (Zhou et al., "Towards Language-Free Training for Text-to-Image Generation", CVPR 2022) trains
+  on perturbed image features that stand in for text features (`lafite_perturb`);
 * nearest image features: `nearest_image_features` replaces a text feature by the softmax-weighted
   mean of its nearest image features in a *feature bank* — the CLIP image features of training images
   (no captions: training stays text-free). Its family is published: KNN-Diffusion (Sheynin et al.,
@@ -35,7 +40,8 @@ from clip2gan.checkpoint import load_safetensors
 from clip2gan.profiles import get_profile
 from clip2gan.toy.faces import ATTRIBUTES, value_prompt
 
-__all__ = ["modality_gap", "recentre", "nearest_image_features", "vocabulary_prompts", "vocabulary_text_mean",
+__all__ = ["modality_gap", "recentre", "collapse", "c3_corrupt", "lafite_perturb", "nearest_image_features",
+           "vocabulary_prompts", "vocabulary_text_mean",
            "feature_bank", "BANK_KEY", "bank_from_state", "load_feature_bank", "require_bank", "check_bank"]
 
 BANK_KEY = "feature_bank"  # the bank's tensor in a mapping file, beside M's state dict
@@ -46,8 +52,6 @@ _BANK_HELP = ("needs a feature bank (CLIP image features of training images): lo
 
 # ---------------------------------------------------------------------------------------------
 # Measuring the gap and re-centring
-
-
 
 
 def modality_gap(f_img: torch.Tensor, f_text: torch.Tensor) -> dict[str, float]:
@@ -75,7 +79,9 @@ def recentre(f_text: torch.Tensor, image_mean: torch.Tensor, text_mean: torch.Te
     f_text: `[N, D]`; image_mean, text_mean: `[D]`, the mean (not normalised) image and text
     features of the training world. Returns `normalize(f_text - text_mean + image_mean)`: the mapping
     network, trained on image features only, then receives inputs centred where it was trained.
-    An option beside the paper's noise, not part of the paper.
+    This is the mean shift of Liang et al. (NeurIPS 2022): move embeddings along the gap vector
+    (image mean − text mean), then back onto the unit sphere. An option beside the paper's noise, not
+    part of the paper.
     """
     if f_text.ndim != 2:
         raise ValueError(f"f_text must be [N, D], got {tuple(f_text.shape)}")
@@ -84,6 +90,57 @@ def recentre(f_text: torch.Tensor, image_mean: torch.Tensor, text_mean: torch.Te
         raise ValueError(f"image_mean and text_mean must be [{d}], got {tuple(image_mean.shape)}, {tuple(text_mean.shape)}")
     shifted = f_text - text_mean.to(f_text) + image_mean.to(f_text)
     return F.normalize(shifted, dim=-1)
+
+
+def collapse(f_text: torch.Tensor, text_mean: torch.Tensor, image_mean: torch.Tensor) -> torch.Tensor:
+    """C3's "collapse" at test time for an M trained on centred image features (10_comparisons.ipynb).
+
+    Zhang et al., "Connect, Collapse, Corrupt: Learning Cross-Modal Tasks with Uni-Modal Data" (ICLR 2024)
+    remove each modality's mean: a decoder trained on e_img − E[e_img] meets e_text − E[e_text] at test time.
+    An M trained with `centre_input` subtracts E[e_img] itself (`clip2gan.mapping.MappingNetwork`), so the
+    text feature handed to it is `f_text − text_mean + image_mean` (`[N, D]`), which M turns into
+    `f_text − text_mean`. Unlike `recentre` (the mean shift of Liang et al.) nothing is renormalised: C3
+    works with the centred, unnormalised embeddings.
+    """
+    if f_text.ndim != 2:
+        raise ValueError(f"f_text must be [N, D], got {tuple(f_text.shape)}")
+    d = f_text.shape[1]
+    if tuple(image_mean.shape) != (d,) or tuple(text_mean.shape) != (d,):
+        raise ValueError(f"image_mean and text_mean must be [{d}], got {tuple(image_mean.shape)}, {tuple(text_mean.shape)}")
+    return f_text - text_mean.to(f_text) + image_mean.to(f_text)
+
+
+def c3_corrupt(f: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """C3's "corrupt" in training: `f + σ ε / √D`, ε ~ N(0, I), not renormalised (10_comparisons.ipynb).
+
+    f: `[N, D]`. σ is in units of a unit-norm feature (the noise vector's norm is about σ), as the
+    project's other feature noises (`clip2gan.losses.NoiseConfig`, scale 'unit'). The noise makes the
+    decoder robust to the residual between centred image and centred text features (Zhang et al., ICLR 2024).
+    """
+    if f.ndim != 2:
+        raise ValueError(f"features must be [N, D], got {tuple(f.shape)}")
+    if not sigma >= 0:
+        raise ValueError(f"sigma must be >= 0, got {sigma!r}")
+    eps = torch.randn(f.shape, generator=generator, device=generator.device if generator is not None else f.device)
+    return f + sigma * eps.to(f) / f.shape[1] ** 0.5
+
+
+def lafite_perturb(f: torch.Tensor, xi: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """LAFITE's pseudo text features `h' = normalise(h + ξ ε ‖h‖ / ‖ε‖)`, ε ~ N(0, I) (10_comparisons.ipynb).
+
+    Zhou et al., "Towards Language-Free Training for Text-to-Image Generation" (CVPR 2022), the Gaussian
+    perturbation of their eq. 2: a generator trained on image features perturbed this way also accepts the
+    text features of the same content, which lie elsewhere on the sphere. f: `[N, D]` → `[N, D]` unit
+    vectors; ξ = 0 returns normalise(f). For a high-dimensional ε, cos(h, h') ≈ 1 / √(1 + ξ²).
+    """
+    if f.ndim != 2:
+        raise ValueError(f"features must be [N, D], got {tuple(f.shape)}")
+    if not xi >= 0:
+        raise ValueError(f"xi must be >= 0, got {xi!r}")
+    eps = torch.randn(f.shape, generator=generator, device=generator.device if generator is not None else f.device).to(f)
+    h = f.float()
+    step = xi * eps.float() * h.norm(dim=-1, keepdim=True) / eps.float().norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return F.normalize(h + step, dim=-1).to(f.dtype)
 
 
 def nearest_image_features(f_text: torch.Tensor, bank: torch.Tensor, k: int = 16, temperature: float = 0.01) -> torch.Tensor:

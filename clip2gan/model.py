@@ -17,8 +17,9 @@ it was trained in (profile, CLIP, generator), so `from_checkpoint` can rebuild t
 Text features and the modality gap (`clip2gan.modality_gap`). M is trained on image features only
 and meets text features only at test time. `text_correction` says what happens to a text feature
 before M: None is the paper (as it is), 'recentre' shifts it from the text cone's centre to the
-image cone's, 'nearest' replaces it by the softmax-weighted mean of its nearest image features in
-the bank (`clip2gan.modality_gap.nearest_image_features`). A checkpoint names its default in its config
+image cone's ('collapse': the same without renormalising, for an M trained the C3 way), 'nearest'
+replaces it by the softmax-weighted mean of its nearest image features in the bank
+(`clip2gan.modality_gap.nearest_image_features`). A checkpoint names its default in its config
 (`text_correction`); checkpoints written since the feature bank exists default to 'nearest' — a
 departure from the paper, made because the paper's bare rule decodes text features off the image
 manifold (toyfaces: text → image 52-76 % over training seeds against 94-96 % with 'nearest';
@@ -47,6 +48,7 @@ from clip2gan.modality_gap import (
     BANK_KEY,
     bank_from_state,
     check_bank,
+    collapse,
     load_feature_bank,
     nearest_image_features,
     recentre,
@@ -60,7 +62,7 @@ __all__ = ["CLIP2GAN", "WorldMismatchWarning", "world_fingerprint", "check_world
            "TEXT_CORRECTIONS", "METHODS"]
 
 MAPPING_FORMAT = "clip2gan.mapping"
-TEXT_CORRECTIONS = (None, "recentre", "nearest")
+TEXT_CORRECTIONS = (None, "recentre", "collapse", "nearest")
 # The two methods and what each sets at test time: (text_correction, edit_mode). 'custom' names any
 # other combination (set through text_correction / edit_mode directly, as the ablation sweeps do).
 METHODS = {"paper": (None, "paper"), "bridged": ("nearest", "neighbours")}
@@ -177,7 +179,9 @@ class CLIP2GAN(nn.Module):
     `(num_ws, w_dim)` equal to G's; generator: a StyleGAN2 `Generator` (only `.synthesis` is used).
     text_correction: None (the paper: text features go into M as they are), 'recentre' (move text
     features from the text cone to the image cone, using `image_mean` and
-    `text_mean`, the mean CLIP features of training images and of a prompt vocabulary) or 'nearest'
+    `text_mean`, the mean CLIP features of training images and of a prompt vocabulary, and renormalise:
+    the mean shift of Liang et al.), 'collapse' (the same shift without renormalising, for an M trained
+    the C3 way on centred image features; `clip2gan.modality_gap.collapse`) or 'nearest'
     (the mean of the `nearest_k` nearest image features in `feature_bank` `[B, D]`, softmax weights at
     `nearest_temperature`; see the module docstring). edit_mode: the default of `edit` ('paper',
     'directional' or 'neighbours'; `clip2gan.edit`).
@@ -318,6 +322,8 @@ class CLIP2GAN(nn.Module):
             raise ValueError(f"correction must be one of {TEXT_CORRECTIONS} or True/False, got {correction!r}")
         if mode == "recentre":
             return recentre(f, self.image_mean, self.text_mean)
+        if mode == "collapse":
+            return collapse(f, self.text_mean, self.image_mean)
         if mode == "nearest":
             require_bank(self.feature_bank, "correction 'nearest'")
             return nearest_image_features(f, self.feature_bank, k=self.nearest_k, temperature=self.nearest_temperature)

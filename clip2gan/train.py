@@ -67,7 +67,7 @@ from clip2gan.losses import (
     total_loss,
 )
 from clip2gan.mapping import MappingNetwork
-from clip2gan.modality_gap import feature_bank, vocabulary_text_mean
+from clip2gan.modality_gap import c3_corrupt, feature_bank, lafite_perturb, vocabulary_text_mean
 from clip2gan.model import attach_feature_bank, build_clip, load_generator_for_profile, load_mapping, save_mapping
 from clip2gan.profiles import get_profile
 from clip2gan.runtime import pick_device
@@ -76,6 +76,11 @@ from clip2gan.toy.faces import ToyFaces, attributes_to_c, sample_attributes
 from clip2gan.viz import save_grid
 
 __all__ = ["TrainConfig", "Trainer", "ImageFolderDataset", "build_world", "main"]
+
+#: what M can be trained on (`TrainConfig.inputs`) and the text correction its checkpoint defaults to
+#: ('image': the bridged method when a feature bank is stored, as `clip2gan.model.save_mapping` decides).
+INPUTS = ("image", "c3", "lafite")
+INPUT_TEXT_CORRECTIONS = {"c3": "collapse", "lafite": None}
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -124,10 +129,19 @@ class TrainConfig:
     ckpt_minutes: float = option(5.0, "minutes between checkpoints (also at each epoch's end)")
     max_steps: int | None = option(None, "stop after so many steps (the lr schedule still spans all epochs)")
     bank_size: int = option(2048, "training images whose CLIP features are stored with M (0: no feature bank)")
+    inputs: str = option("image", "what M is fed in training: the image features ('image', the paper), centred image "
+                         "features plus noise ('c3': Zhang et al. 2024) or perturbed ones ('lafite': Zhou et al. 2022)",
+                         choices=INPUTS)
+    c3_sigma: float = option(0.5, "with --inputs c3: norm of the Gaussian noise added to the centred features")
+    lafite_xi: float = option(1.0, "with --inputs lafite: the perturbation level ξ of h' = normalise(h + ξ ε ‖h‖/‖ε‖)")
 
     def __post_init__(self) -> None:
         if not self.out:
             self.out = f"runs/{self.profile}-mapping"
+        if self.inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {INPUTS}, got {self.inputs!r}")
+        if self.c3_sigma < 0 or self.lafite_xi < 0:
+            raise ValueError(f"c3_sigma and lafite_xi must be >= 0, got {self.c3_sigma} and {self.lafite_xi}")
 
     def loss_weights(self) -> LossWeights:
         w = LossWeights.from_dict(self.weights)
@@ -363,11 +377,14 @@ class Trainer:
         self.G.eval().requires_grad_(False)
         self.clip.eval().requires_grad_(False)
         self.M = MappingNetwork.for_generator(self.G, in_dim=self.clip.embed_dim, n_layers=config.layers,
-                                              hidden_dim=config.hidden_dim).to(self.device)
+                                              hidden_dim=config.hidden_dim,
+                                              centre_input=config.inputs == "c3").to(self.device)
         _broadcast_params(self.M)
         _broadcast_params(self.D)
         self.weights = config.loss_weights()
         self.noise = config.noise()
+        if config.inputs == "c3":  # C3's inputs are centred and unnormalised: keep the diversity noise additive only
+            self.noise = dataclasses.replace(self.noise, renormalize=False)
         self.opt_M = torch.optim.Adam(self.M.parameters(), lr=config.lr)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=config.d_lr, betas=(0.0, 0.99))
         self.dataset = dataset if dataset is not None else self._build_dataset()
@@ -388,6 +405,8 @@ class Trainer:
         self.out = Path(config.out)
         self.ckpt_path = self.out / "checkpoint.safetensors"
         self.sample_batch = self._fixed_samples()
+        if config.inputs == "c3":  # C3's collapse: M subtracts the training images' mean feature from its input
+            self.M.set_input_mean(feature_bank(self.clip, self.dataset, config.bank_size or 2048).mean(0))
 
     # -- set-up ----------------------------------------------------------------------------------
     def _build_dataset(self) -> torch.utils.data.Dataset:
@@ -425,6 +444,20 @@ class Trainer:
         return torch.stack([good[i % len(good)] for i in range(len(items))])
 
     # -- one step ------------------------------------------------------------------------------------
+    def training_inputs(self, f: torch.Tensor) -> torch.Tensor:
+        """What M is fed for image features f `[N, D]` (`TrainConfig.inputs`) (10_comparisons.ipynb).
+
+        'image': f (the paper); 'c3': f + σ ε / √D (`modality_gap.c3_corrupt`; M subtracts the image mean
+        itself); 'lafite': normalise(f + ξ ε ‖f‖/‖ε‖) (`modality_gap.lafite_perturb`). The diversity term's
+        noise is added on top of these inputs.
+        """
+        c = self.config
+        if c.inputs == "c3":
+            return c3_corrupt(f, c.c3_sigma, generator=self.noise_rng)
+        if c.inputs == "lafite":
+            return lafite_perturb(f, c.lafite_xi, generator=self.noise_rng)
+        return f
+
     def train_step(self, x: torch.Tensor) -> dict[str, float]:
         """One M step on eq. 10 and one D step on eq. 7; returns the logged values."""
         c, dev = self.config, self.device
@@ -439,6 +472,7 @@ class Trainer:
             f = self.clip.encode_image(x).float()
         self.feature_sum += f.double().sum(0).cpu()
         self.feature_count += f.shape[0]
+        f = self.training_inputs(f)
         use_div = self.weights.div > 0
         self.M.train()
         with amp:
@@ -539,10 +573,14 @@ class Trainer:
         """Write M alone (`mapping.safetensors`) with the world and the feature means it saw."""
         image_mean = (self.feature_sum / max(self.feature_count, 1)).float()
         text_mean = vocabulary_text_mean(self.clip, self.config.profile)
+        if self.M.centre_input:  # the mean M subtracts is the image mean its text correction must add back
+            image_mean = self.M.input_mean.detach().float().cpu()
         extra = {"feature_means": {"image": image_mean.tolist(), "text": text_mean.tolist()},
                  "train": dataclasses.asdict(self.config), "steps": self.step,
                  "data_counts": dict(self.data_counts)}
         bank = feature_bank(self.clip, self.dataset, self.config.bank_size) if self.config.bank_size > 0 else None
+        if self.config.inputs in INPUT_TEXT_CORRECTIONS:  # a published bridge: its checkpoint defaults to its own test rule
+            extra.update(text_correction=INPUT_TEXT_CORRECTIONS[self.config.inputs], edit_mode="paper")
         return save_mapping(self.M, self.out / "mapping.safetensors", self.world, extra, feature_bank=bank)
 
     # -- the loop ------------------------------------------------------------------------------------
