@@ -17,8 +17,8 @@ from clip2gan import stylegan2
 from clip2gan.checkpoint import CorruptCheckpoint, load_config
 from clip2gan.toy.faces import ATTRIBUTES, C_DIM, attributes_to_c, sample_attributes
 from clip2gan.toy.stylegan2_eval import (
-    _confident,
     _frequencies,
+    confident_mask,
     device_history,
     evaluate,
     export_generator,
@@ -246,7 +246,7 @@ def test_bar_rules_bald_and_frequencies():
     proba["hair_length"][0] = torch.tensor([1.0, 0.0, 0.0])  # face 0 read as bald ...
     proba["hair_length"][1] = torch.tensor([0.0, 1.0, 0.0])  # ... face 1 has short hair
     proba["hair_color"][:] = torch.tensor([0.5, 0.5, 0.0, 0.0, 0.0])  # unsure hair colour on both
-    conf = _confident(proba)
+    conf = confident_mask(proba)
     assert conf.tolist() == [True, False]  # hair colour not counted where read bald
     freq = _frequencies(proba)
     assert freq["hair_length"] == [0.5, 0.5, 0.0]

@@ -5,6 +5,7 @@
     python -m clip2gan.evaluation.sweeps --size full --out results/      # 6 variants × the shipped M's recipe (hours on a CPU)
     python -m clip2gan.evaluation.sweeps --evaluate runs/NAME --size full  # one trained M's metrics and the project's targets
     python -m clip2gan.evaluation.sweeps --evaluate runs/NAME --size full --ship --command '...'  # and ship it to data/
+    python -m clip2gan.evaluation.sweeps --comparisons --size full --out results/   # published methods (comparisons.py)
 
 A sweep trains one mapping network M per *variant* with `clip2gan.train.Trainer` (frozen CLIP and G,
 a fresh D per variant, the same seed, data and step budget), evaluates each M with
@@ -362,6 +363,8 @@ class SweepCommand:
     ship: bool = option(False, "with --evaluate RUN: also copy its M to data/ and write its manifest entry (needs --command)")
     command: str | None = option(None, "with --ship: the training command that reproduces the run")
     device_note: str | None = option(None, "with --ship: where it trained, this machine's CPU and torch version when unset")
+    comparisons: bool = option(False, "instead of the ablation sweep: CLIP2GAN against published methods "
+                                      "(clip2gan.evaluation.comparisons; --size ci or full) → <out>/comparisons.*")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -393,6 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import matplotlib  # here: the backend must be chosen before pyplot is first imported
 
     matplotlib.use("Agg")  # the command line draws into a file only
+    if args.comparisons:
+        return _comparisons(args)
     size = SIZES[args.size]
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
     if args.list_only:
@@ -410,6 +415,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"clip2gan.evaluation.sweeps: error: {err}", file=sys.stderr)
         return 1
     print(f"wrote {Path(args.out) / 'sweeps.csv'} and {Path(args.out) / 'sweeps.png'}")
+    return 0
+
+
+def _comparisons(args: SweepCommand) -> int:
+    """`--comparisons`: run `clip2gan.evaluation.comparisons.run_comparisons` and print its tables."""
+    from clip2gan.evaluation import comparisons  # it imports this module: a real cycle, broken here
+
+    if args.size not in comparisons.SIZES:
+        print(f"clip2gan.evaluation.sweeps: error: --comparisons takes --size {' or '.join(comparisons.SIZES)}",
+              file=sys.stderr)
+        return 2
+    record = comparisons.run_comparisons(args.size, out=args.out, work=args.work, device=args.device, seed=args.seed)
+    for text in comparisons.comparison_tables(record).values():
+        print(text + "\n")
+    for claim, word in comparisons.comparison_verdicts(record).items():
+        print(f"{claim}: {word}")
+    print(f"wrote {Path(args.out) / 'comparisons.csv'}, .json, .png and the sample figures")
     return 0
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_EXPORT",
     "export_generator",
     "shipped_classifier",
+    "confident_mask",
     "evaluate",
     "evaluate_run",
     "eval_records",
@@ -111,8 +112,9 @@ def _frequencies(proba: dict[str, torch.Tensor]) -> dict[str, list[float]]:
     return out
 
 
-def _confident(proba: dict[str, torch.Tensor], threshold: float = 0.9) -> torch.Tensor:
-    """[N] bool: max probability ≥ threshold for every attribute (hair colour skipped where read bald)."""
+def confident_mask(proba: dict[str, torch.Tensor], threshold: float = 0.9) -> torch.Tensor:
+    """[N] bool: max probability ≥ threshold for every attribute (hair colour skipped where read bald): the
+    realism reading of the generator's bar and of the comparisons (00_setup.ipynb, 10_comparisons.ipynb)."""
     attributes = ATTRIBUTES
     bald = proba["hair_length"].argmax(1) == attributes["hair_length"].index("bald")
     ok = torch.ones(len(bald), dtype=torch.bool)
@@ -148,7 +150,7 @@ def _data_reference(classifier: AttributeClassifier, n: int, seed: int) -> tuple
     if key not in _DATA_CACHE:
         images, _labels, _attrs = render_labeled_batch(n, np.random.default_rng([EVAL_SEED, seed]))
         proba = classifier.predict_proba(images)
-        _DATA_CACHE[key] = (_frequencies(proba), float(_confident(proba).float().mean()), classifier.features(images))
+        _DATA_CACHE[key] = (_frequencies(proba), float(confident_mask(proba).float().mean()), classifier.features(images))
     return _DATA_CACHE[key]
 
 
@@ -186,7 +188,7 @@ def evaluate(G: torch.nn.Module, n: int = 1000, seed: int = 0, truncation_psi: f
         right = (got == want) | ~mask
         cond_acc[a] = float(right[mask].float().mean()) if mask.any() else float("nan")
         all_right &= right
-    conf = _confident(proba)
+    conf = confident_mask(proba)
     fid = _frechet(clf.features(imgs[:n_fid]), data_feat[:n_fid]) if n_fid else float("nan")
     return {
         "n": n, "seed": seed, "truncation_psi": truncation_psi,
