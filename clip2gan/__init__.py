@@ -15,13 +15,16 @@ The paper's method
     generate       text -> diverse images
     edit           beta editing in w+ or CLIP space (eq. 11-14), layer groups
 The project's bridge across the modality gap
-    modality_gap   measuring the gap, re-centring, nearest image features, the feature bank
+    modality_gap   measuring the gap, re-centring, nearest image features, the feature bank; the
+                   published bridges' feature transforms (C3's collapse and corrupt, LAFITE's perturbation)
+Published methods CLIP2GAN is compared with
+    baselines/     clip2latent (diffusion prior), styleclip (latent optimisation), deltaedit, rerank
 Worlds
     profiles       one record per world (CLIP, generator, identity net, LPIPS trunk, data, files)
 The frozen StyleGAN2
     stylegan2/     ops, networks, unpickle + nvidia (safe pickles), rosinality, io, files
 Evaluation
-    evaluation/    metrics, inception, attributes, protocol, tables, sweeps
+    evaluation/    metrics, inception, attributes, protocol, tables, sweeps, comparisons
 The toy world (the offline default profile)
     toy/           faces, nets, clip, stylegan2_recipe, stylegan2_training, stylegan2_eval
 Tools

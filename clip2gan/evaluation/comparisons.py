@@ -474,10 +474,11 @@ def _deltaedit(size: ComparisonSize, model: CLIP2GAN, out: Path, seed: int, prog
     return DeltaEditor.from_checkpoint(path, model=model), _train_seconds(out)
 
 
-def _styleclip(size: ComparisonSize, model: CLIP2GAN, identity: Any) -> Any:
+def _styleclip(size: ComparisonSize, model: CLIP2GAN) -> Any:
+    """StyleCLIP on `model`'s CLIP and G, editing from its inversion, with the world's identity loss."""
     from clip2gan.baselines.styleclip import StyleCLIPOptimizer
 
-    return StyleCLIPOptimizer(model.clip, model.generator, model=model, identity=identity, **size.styleclip)
+    return StyleCLIPOptimizer.from_model(model, **size.styleclip)
 
 
 def _reranked(sample: Callable[..., torch.Tensor], clip: Any, k: int) -> Callable[..., torch.Tensor]:
@@ -634,7 +635,7 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
         editor, delta_seconds = _deltaedit(size, bridged, work / f"deltaedit-s{s}", s, progress)
         add_editing("deltaedit", s, editor.edit_pairs, delta_seconds)
         if styleclip is None:  # trains nothing: one run, from the first seed's inversion
-            styleclip = _styleclip(size, paper, identity)
+            styleclip = _styleclip(size, paper)
             add_generation("styleclip", None, styleclip.generate)
             add_editing("styleclip", None, styleclip.edit_pairs)
             shown = {**samplers, "styleclip": styleclip.generate}
