@@ -141,3 +141,47 @@ def test_generation_scores_on_a_fake_sampler(classifier):
     with pytest.raises(ValueError, match="renders"):
         cmp.generation_scores(lambda caps, n=1, seed=0: torch.zeros(1, 3, 32, 32), data, classifier,
                               LPIPSLoss("clip", clip_encoder=clip), clip, size)
+
+
+def test_a_ci_size_comparison_runs_end_to_end_and_resumes(tmp_path, classifier):
+    import warnings
+
+    from tiny_world import tiny_clip
+
+    from clip2gan.clip_encoder import PromptTruncatedWarning
+    from clip2gan.losses import LPIPSLoss
+    from clip2gan.toy.faces import C_DIM
+    from clip2gan.train import ToyImages, discriminator_like
+
+    def world():
+        clip, G = tiny_clip(), tiny_generator(c_dim=C_DIM)  # conditional, as the toy G: the ceiling row needs labels
+        return {"clip": clip, "G": G, "D": discriminator_like(G), "identity": None,
+                "lpips": LPIPSLoss("clip", clip_encoder=clip), "world": {"profile": "toyfaces", "clip": "tiny"}}
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PromptTruncatedWarning)  # the tiny CLIP reads 24 tokens; captions are longer
+            return cmp.run_comparisons("ci", out=tmp_path / "out", work=tmp_path / "work", device="cpu", world=world(),
+                                       classifier=classifier, progress=False, log=lambda *_: None,
+                                       dataset_factory=lambda c: ToyImages(c.epoch_size, c.seed, RES))
+
+    record = run()
+    size = cmp.SIZES["ci"]
+    gen, ed = record["summary"]["generation"], record["summary"]["editing"]
+    assert set(gen) == {"renders", "ceiling", "g_samples", *cmp.GENERATION, *(f"{m}+rerank" for m in cmp.RERANKED)}
+    assert set(ed) == set(cmp.EDITING) == set(record["summary"]["editing_zoomed"])
+    assert gen["paper"]["text_acc"]["n"] == len(size.seeds) and gen["styleclip"]["fid"]["n"] == 1
+    assert "text_acc" not in gen["g_samples"] and gen["renders"]["text_acc"]["mean"] > 0.9
+    assert set(record["selection"]) == {"lafite", "c3"} and record["chosen"]["lafite"] in size.levels["lafite"]
+    assert set(record["paired"]["bridged"]) >= {"paper", "styleclip", "clip2latent"}
+    for name in ("comparisons.csv", "comparisons.json", "comparisons.png", "comparisons_samples.png", "comparisons_edits.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 100, name
+    trained = sorted(p.name for p in (tmp_path / "work").iterdir())
+    assert {"clip2gan-s0", "c3-s1", "lafite-s0", "clip2latent-s1", "deltaedit-s0", "select"} <= set(trained)
+    assert cmp.comparison_tables(record)["table1"] and cmp.comparison_verdicts(record)
+    # a finished M is reused when the settings are the same, and never overwritten when they differ
+    config = cmp._mapping_config(size, tmp_path / "work" / "c3-s1", 1, "cpu", inputs="c3", c3_sigma=record["chosen"]["c3"])
+    before = (tmp_path / "work" / "c3-s1" / "mapping.safetensors").stat().st_mtime_ns
+    assert cmp.train_mapping(config, world())["mapping"].stat().st_mtime_ns == before
+    with pytest.raises(FileExistsError, match="c3_sigma"):
+        cmp.train_mapping(cmp._mapping_config(size, tmp_path / "work" / "c3-s1", 1, "cpu", inputs="c3", c3_sigma=9.0), world())

@@ -25,6 +25,7 @@ from clip2gan.profiles import get_profile
 from clip2gan.toy.faces import ATTRIBUTES, AttributeClassifier, caption_mentions, value_prompt
 
 __all__ = [
+    "classifier_proba",
     "text_attribute_accuracy",
     "editing_scores",
     "toy_feature_extractor",
@@ -47,6 +48,11 @@ def _to_classifier_size(classifier: AttributeClassifier, images: torch.Tensor) -
     if images.ndim == 4 and images.shape[-1] != res:
         images = torch.nn.functional.interpolate(images.float(), size=(res, res), mode="area")
     return images
+
+
+def classifier_proba(classifier: AttributeClassifier, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """{attribute: `[N, values]` probabilities} for images of any size (resized to the classifier's) (10_comparisons.ipynb)."""
+    return classifier.predict_proba(_to_classifier_size(classifier, images))
 
 
 def text_attribute_accuracy(classifier: AttributeClassifier, images: torch.Tensor | list[dict[str, Any]],

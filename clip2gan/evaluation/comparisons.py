@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 
 from clip2gan import hub
-from clip2gan.evaluation.attributes import text_attribute_accuracy, toy_feature_extractor
+from clip2gan.evaluation.attributes import classifier_proba, text_attribute_accuracy, toy_feature_extractor
 from clip2gan.evaluation.metrics import lpips_diversity, lpips_to_reference
 from clip2gan.evaluation.protocol import EvalData, edit_pairs, fid_with_se, score_edits, verdict, zoom
 from clip2gan.model import CLIP2GAN, load_mapping
@@ -163,7 +163,7 @@ SIZES: dict[str, ComparisonSize] = {
                          {"lafite": (0.5, 1.0), "c3": (0.5,)}, seeds=(0, 1), n_captions=16, n_div_prompts=2,
                          n_per_prompt=2, n_edit=8, n_validation=8, rerank=2,
                          clip2latent=dict(pairs=64, steps=3, batch_size=16, sample_steps=4),
-                         deltaedit=dict(images=32, steps=3, batch_size=8), styleclip=dict(steps=2),
+                         deltaedit=dict(n_images=32, steps=3, batch_size=8), styleclip=dict(steps=2),
                          shipped_seed0=False),
     # full: the shipped M's recipe (8 epochs × 2,048 renders, batch 32 = 512 steps) for every trained M; the
     # levels chosen with a quarter of it (4 epochs × 1,024 = 128 steps) on 200 validation captions.
@@ -259,7 +259,7 @@ def per_sample_reading(classifier: AttributeClassifier, images: torch.Tensor, me
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per image: (share of its stated attributes read, lowest per-attribute top probability, confident?)
     (10_comparisons.ipynb). Hair colour is skipped where the image reads bald, as in `text_attribute_accuracy`."""
-    proba = classifier.predict_proba(images)
+    proba = classifier_proba(classifier, images)
     preds = {a: p.argmax(1) for a, p in proba.items()}
     bald = preds["hair_length"] == ATTRIBUTES["hair_length"].index("bald")
     acc = torch.full((len(images),), float("nan"))
@@ -323,7 +323,7 @@ def editing_scores(edit: Callable[..., tuple[torch.Tensor, torch.Tensor]], data:
     out: dict[str, Any] = {"edit_acc": scores.accuracy, "edit_acc_beta0": scores.floor, "edit_pres": scores.preservation,
                            "edit_n": scores.n, "sec_per_edit": seconds / len(images)}
     out["edit_fid"], out["edit_fid_se"] = fid_with_se(data.edit_images, after, toy_feature_extractor(classifier), seed=seed)
-    out["edit_realism"] = float(confident_mask(classifier.predict_proba(after)).float().mean())
+    out["edit_realism"] = float(confident_mask(classifier_proba(classifier, after)).float().mean())
     if identity is not None:
         with torch.no_grad():
             out["identity"] = float(F.cosine_similarity(identity(before), identity(after), dim=-1).mean())
@@ -463,13 +463,15 @@ def _clip2latent(size: ComparisonSize, world: Mapping[str, Any], out: Path, seed
     return Clip2Latent.from_checkpoint(path, clip=world["clip"], generator=world["G"]), _train_seconds(out)
 
 
-def _deltaedit(size: ComparisonSize, model: CLIP2GAN, out: Path, seed: int, progress: bool) -> tuple[Any, float | None]:
-    """Train (or resume, or reuse) one DeltaEdit mapper on `model`'s inversions; returns (the editor, training seconds)."""
+def _deltaedit(size: ComparisonSize, model: CLIP2GAN, mapping: str | Path, out: Path, seed: int,
+               progress: bool) -> tuple[Any, float | None]:
+    """Train (or resume, or reuse) one DeltaEdit mapper on the inversions of `model` (whose M is the file `mapping`);
+    returns (the editor, training seconds)."""
     from clip2gan.baselines.deltaedit import DeltaEditConfig, DeltaEditor, DeltaEditTrainer
 
     path = out / "delta.safetensors"
     if not path.is_file():
-        config = DeltaEditConfig(out=str(out), seed=seed, **size.deltaedit)
+        config = DeltaEditConfig(out=str(out), seed=seed, mapping=str(mapping), **size.deltaedit)
         DeltaEditTrainer(config, model=model, progress=progress).fit(resume=(out / "checkpoint.safetensors").is_file())
     return DeltaEditor.from_checkpoint(path, model=model), _train_seconds(out)
 
@@ -632,7 +634,7 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
         add_editing("paper", s, _editor(paper, "paper"), m["train_seconds"])
         add_editing("bridged", s, _editor(bridged, "neighbours"), m["train_seconds"])
         add_editing("directional", s, _editor(paper, "directional"), m["train_seconds"])
-        editor, delta_seconds = _deltaedit(size, bridged, work / f"deltaedit-s{s}", s, progress)
+        editor, delta_seconds = _deltaedit(size, bridged, m["mapping"], work / f"deltaedit-s{s}", s, progress)
         add_editing("deltaedit", s, editor.edit_pairs, delta_seconds)
         if styleclip is None:  # trains nothing: one run, from the first seed's inversion
             styleclip = _styleclip(size, paper)
