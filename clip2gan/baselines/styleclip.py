@@ -23,8 +23,9 @@ The two uses, as in the authors' code:
   See `StyleCLIPOptimizer.edit_pairs`.
 
 Defaults (`DEFAULTS`) are the authors': lr 0.1, λ_L2 0.008, λ_ID 0.005 and 40 steps, the settings
-of their optimisation notebook (their script's default is 300 steps; 40 is also what lets 500 codes
-run in about two minutes on one CPU thread here, 5 ms per code and step at batch 128).
+of their optimisation notebook (their script's default is 300 steps). 40 steps also keep the toy
+scoring sets affordable: on one CPU thread of a shared two-core machine a generated image costs
+0.2-0.35 s and an edit (with the identity term) 0.3-0.5 s, so 500 of either take 2-4 minutes.
 
 How this rebuild departs from the paper (each a consequence of the toy world or of the comparison):
 
