@@ -226,6 +226,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     whole = train(tmp_path / "whole")
     part = train(tmp_path / "part", max_steps=7)  # stops at step 7 with its checkpoint, as a killed run would
     assert part.step == 7 and not (tmp_path / "part" / "prior.safetensors").exists()
+    with open(tmp_path / "part" / "log.jsonl", "a") as f:  # a record the killed run wrote after its checkpoint
+        f.write(json.dumps({"step": 8, "loss": 123.0}) + "\n")
     resumed = Clip2LatentTrainer(tiny_config(tmp_path / "part"), clip=TinyClip(), generator=TinyG(), progress=False)
     resumed.fit(resume=True)
     assert resumed.step == whole.step == 16

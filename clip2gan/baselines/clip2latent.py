@@ -733,6 +733,15 @@ class Clip2LatentTrainer:
         self.cpu_seconds = float(s.get("cpu_seconds", 0.0))
         self.running = (float(s["running"][0]), int(s["running"][1]))
 
+    def _trim_log(self) -> None:
+        """Drop the log records of steps after the checkpoint (a killed run logged them; they are redone)."""
+        log = self.out / "log.jsonl"
+        if log.exists():
+            lines = log.read_text().splitlines()
+            kept = [line for line in lines if json.loads(line).get("step", 0) <= self.step]
+            if len(kept) < len(lines):
+                atomic_write_text(log, "".join(line + "\n" for line in kept))
+
     def _log(self, record: dict[str, Any]) -> None:
         with open(self.out / "log.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -761,6 +770,7 @@ class Clip2LatentTrainer:
             raise FileExistsError(f"{self.ckpt_path} exists: pass --resume to continue the run, or choose another --out")
         if resume and self.ckpt_path.exists():
             self.load_checkpoint()
+            self._trim_log()
             if self.progress:
                 print(f"resumed {self.ckpt_path} at step {self.step}")
         config_json = self.out / "config.json"
