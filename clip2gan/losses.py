@@ -45,6 +45,19 @@ an option, the default is stated:
   finite when M ignores the noise.
 
 Every image argument is `[N, 3, H, W]` in [-1, 1]; features are `[N, D]`.
+
+Beyond eq. 10: options of the trainer against the distortion-perception-editability trade-off
+(05_training.ipynb). An encoder into w+ reconstructs better the further its codes may leave the
+distribution of G's own w, and its images get less clean and less editable for it (Tov et al.,
+"Designing an Encoder for StyleGAN Image Manipulation", SIGGRAPH 2021: e4e). Each term below is off
+by default (weight 0 in `clip2gan.train.TrainConfig`); ws are `[N, num_ws, w_dim]` w+ codes:
+
+* `delta_regularizer`: e4e's L_d-reg = Σ_{i=1}^{n-1} E_N ‖w_i − w_0‖₂ over the first n rows of w+.
+* `LatentDiscriminator`, `latent_g_loss`, `latent_d_loss`, `latent_r1`: e4e's latent discriminator D_w,
+  an MLP on single w vectors, trained with the non-saturating GAN loss to tell G's own w = G.mapping(z, c)
+  (real) from the rows of M's codes (fake), with an R1 penalty on the reals.
+* `latent_loss`: ‖M(C_img(G(w))) − w‖², the squared error to the code that generated a synthetic
+  training image (not in the paper, which has no code for its real training images).
 """
 
 from __future__ import annotations
@@ -79,6 +92,12 @@ __all__ = [
     "LossWeights",
     "total_loss",
     "requires_grad",
+    "delta_regularizer",
+    "LatentDiscriminator",
+    "latent_g_loss",
+    "latent_d_loss",
+    "latent_r1",
+    "latent_loss",
 ]
 
 AdvForm = Literal["paper", "nonsaturating", "wgan"]
@@ -573,3 +592,129 @@ def requires_grad(module: nn.Module, flag: bool):
     finally:
         for p, r in zip(module.parameters(), previous):
             p.requires_grad_(r)
+
+
+# ---------------------------------------------------------------------------------------------
+# beyond eq. 10: e4e's regularisers and the latent loss (trainer options, off by default)
+
+
+def _check_ws(ws: torch.Tensor, name: str = "ws") -> None:
+    if not isinstance(ws, torch.Tensor) or ws.ndim != 3:
+        raise ValueError(f"{name} must be w+ codes [N, num_ws, w_dim], got "
+                         f"{tuple(ws.shape) if isinstance(ws, torch.Tensor) else type(ws).__name__}")
+
+
+def _rows(ws: torch.Tensor, rows: int | None) -> int:
+    n = ws.shape[1] if rows is None else int(rows)
+    if not 1 <= n <= ws.shape[1]:
+        raise ValueError(f"rows must be from 1 to num_ws = {ws.shape[1]}, got {rows}")
+    return n
+
+
+def delta_regularizer(ws: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+    """e4e's delta regulariser, scalar (05_training.ipynb):
+
+        L_d-reg = Σ_{i=1}^{n-1} (1/N) Σ_batch ‖w_i − w_0‖₂
+
+    the l2 norm (not squared) of each row's offset from the first row, averaged over the batch and
+    summed over the rows (Tov et al., "Designing an Encoder for StyleGAN Image Manipulation",
+    SIGGRAPH 2021). ws: `[N, num_ws, w_dim]`; rows: n, the rows that count (None: all num_ws;
+    with the progressive schedule, the rows unlocked so far — the others equal w_0 and add 0). e4e's
+    code sums over the rows before the newest unlocked one; this sums over every unlocked row, as its
+    paper writes. Zero for a code with equal rows (StyleGAN's own w), where the gradient is taken as 0.
+    """
+    _check_ws(ws)
+    n = _rows(ws, rows)
+    if n == 1:
+        return ws.new_zeros((), dtype=torch.float32)
+    deltas = ws[:, 1:n].float() - ws[:, :1].float()  # [N, n-1, w_dim]
+    return torch.linalg.vector_norm(deltas, dim=-1).mean(dim=0).sum()
+
+
+class LatentDiscriminator(nn.Module):
+    """e4e's latent discriminator D_w: single w vectors `[N, w_dim]` → logits `[N]` (05_training.ipynb).
+
+    `layers` fully connected layers, `layers − 1` of width `hidden_dim` (default w_dim) each followed by
+    LeakyReLU(0.2), then one to a logit: e4e's 4-layer MLP (Tov et al., SIGGRAPH 2021), plain
+    `nn.Linear` layers as theirs. Real inputs are G's own w = G.mapping(z, c), fake ones the rows of M's codes.
+    """
+
+    def __init__(self, w_dim: int, layers: int = 4, hidden_dim: int | None = None):
+        super().__init__()
+        if layers < 1 or w_dim < 1:
+            raise ValueError(f"LatentDiscriminator needs w_dim >= 1 and layers >= 1, got {w_dim} and {layers}")
+        self.w_dim, self.layers = int(w_dim), int(layers)
+        self.hidden_dim = int(hidden_dim or w_dim)
+        widths = [self.w_dim] + [self.hidden_dim] * (self.layers - 1)
+        blocks: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            blocks += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
+        blocks.append(nn.Linear(widths[-1], 1))
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        """w: `[N, w_dim]` → logits `[N]` (float32)."""
+        if w.ndim != 2 or w.shape[1] != self.w_dim:
+            raise ValueError(f"LatentDiscriminator expects w vectors [N, {self.w_dim}], got {tuple(w.shape)}")
+        return self.net(w.float())[:, 0]
+
+
+def latent_g_loss(D_w: nn.Module, ws: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+    """M's adversarial term against the latent discriminator, scalar (05_training.ipynb):
+
+        L_adv,w = (1/n) Σ_{i<n} E_N[softplus(−D_w(w_i))] = −E[log sigmoid(D_w(w_i))]
+
+    the non-saturating generator loss averaged over the first n rows of M's codes (e4e; rows: n, None:
+    all). ws: `[N, num_ws, w_dim]`, keeps its graph to M; freeze D_w's parameters for M's step.
+    """
+    _check_ws(ws)
+    n = _rows(ws, rows)
+    logits = D_w(ws[:, :n].reshape(-1, ws.shape[-1]))
+    return F.softplus(-logits).mean()
+
+
+def latent_d_loss(D_w: nn.Module, real_w: torch.Tensor, fake_w: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """D_w's non-saturating loss, scalar (05_training.ipynb):
+
+        L_D,w = E_real[softplus(−D_w(w))] + E_fake[softplus(D_w(w))] = −E[log D(w)] − E[log(1 − D(w_fake))]
+
+    real_w: G's own w `[N_r, w_dim]`; fake_w: rows of M's codes `[N_f, w_dim]` (detached here).
+    Returns (loss, parts) with parts 'real', 'fake' (mean logits) and 'loss' (detached). The R1 penalty
+    is `latent_r1`, applied on its own schedule as e4e does.
+    """
+    real_logits = D_w(real_w.detach())
+    fake_logits = D_w(fake_w.detach())
+    loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    return loss, {"loss": loss.detach(), "real": real_logits.detach().mean(), "fake": fake_logits.detach().mean()}
+
+
+def latent_r1(D_w: nn.Module, real_w: torch.Tensor) -> torch.Tensor:
+    """R1 = E_real[‖∇_w D_w(w)‖₂²], the squared gradient norm of D_w's logit at real codes, scalar (05_training.ipynb).
+
+    real_w: `[N, w_dim]` (treated as a constant). Built with `create_graph=True` so it trains D_w. The
+    penalty is Mescheder et al.'s ("Which Training Methods for GANs do actually Converge?", ICML 2018);
+    e4e adds (γ/2) · R1 · k to D_w's loss in an extra step every k steps (γ = 10, k = 16: the lazy
+    regularisation of StyleGAN2, Karras et al., "Analyzing and Improving the Image Quality of StyleGAN",
+    CVPR 2020); the trainer does the same.
+    """
+    w = real_w.detach().float().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D_w(w).sum(), w, create_graph=True)
+    return grad.square().sum(dim=1).mean()
+
+
+def latent_loss(ws: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """‖M(C_img(G(w))) − w‖², the mean over batch, rows and coordinates, scalar (05_training.ipynb):
+
+        L_w = (1/(N num_ws w_dim)) Σ_n Σ_r Σ_j (ws[n, r, j] − w[n, j])²
+
+    ws: M's codes `[N, num_ws, w_dim]` for images G made from the codes w; w: `[N, w_dim]` (one w
+    broadcast to every row, as G.mapping does) or `[N, num_ws, w_dim]`. Only synthetic training images
+    have such a code: the paper trains on real images with image losses only.
+    """
+    _check_ws(ws)
+    w = w.to(device=ws.device, dtype=torch.float32)
+    if w.ndim == 2:
+        w = w.unsqueeze(1)
+    if w.ndim != 3 or w.shape[0] != ws.shape[0] or w.shape[-1] != ws.shape[-1] or w.shape[1] not in (1, ws.shape[1]):
+        raise ValueError(f"w must be [N, w_dim] or [N, num_ws, w_dim] for ws {tuple(ws.shape)}, got {tuple(w.shape)}")
+    return (ws.float() - w).square().mean()
