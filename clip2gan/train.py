@@ -25,6 +25,15 @@ and centre-cropped, unreadable files skipped — each counted and reported, neve
 `--synthetic-data` trains on the generator's own samples when no dataset is at hand — a departure
 from the paper, which trains on real images (CelebA-HQ).
 
+Against the distortion-perception-editability trade-off (05_training.ipynb). Images out of M are
+less clean than G's own samples because M's w+ codes leave the distribution of G's own w. The
+published remedies are options, all off by default (a default run trains exactly as before them):
+e4e's latent discriminator (`--latent-d`) and delta regulariser (`--delta-reg`, with the progressive
+schedule `--delta-progressive`) from Tov et al., "Designing an Encoder for StyleGAN Image
+Manipulation", SIGGRAPH 2021; fewer free rows of w+ (`--free-rows`, `clip2gan.mapping`); and, with
+`--synthetic-data`, a latent loss to the generator's own code (`--latent-loss`). Each term is added
+to eq. 10 with its weight; the formulas are in `clip2gan.losses` and under `TrainConfig`.
+
 Distributed: under `torchrun` every process takes its share of each batch order, gradients are
 averaged with `all_reduce` (gloo on CPU, NCCL on GPU), and process 0 writes the run folder.
 Mixed precision (`--amp`, on by default) applies on CUDA only.
@@ -58,11 +67,17 @@ from clip2gan.identity import identity_net_for
 from clip2gan.images import convert_image
 from clip2gan.losses import (
     IdentityLoss,
+    LatentDiscriminator,
     LossWeights,
     LPIPSLoss,
     NoiseConfig,
     add_clip_noise,
     d_loss,
+    delta_regularizer,
+    latent_d_loss,
+    latent_g_loss,
+    latent_loss,
+    latent_r1,
     requires_grad,
     total_loss,
 )
@@ -72,7 +87,7 @@ from clip2gan.model import attach_feature_bank, build_clip, load_generator_for_p
 from clip2gan.profiles import get_profile
 from clip2gan.runtime import pick_device
 from clip2gan.stylegan2 import Discriminator
-from clip2gan.toy.faces import ToyFaces, attributes_to_c, sample_attributes
+from clip2gan.toy.faces import ToyFaces, sample_c
 from clip2gan.viz import save_grid
 
 __all__ = ["TrainConfig", "Trainer", "ImageFolderDataset", "build_world", "main"]
@@ -91,6 +106,33 @@ class TrainConfig:
 
     Each field is a flag of `python -m clip2gan.train` (`epoch_size` → `--epoch-size`; booleans also
     take `--no-...`), with the help text written beside it.
+
+    Options against the distortion-perception-editability trade-off (all off by default; the module
+    docstring says why). With ws = M(f) `[N, num_ws, w_dim]` and n the rows unlocked so far (num_ws
+    unless `delta_progressive`), M's loss becomes
+
+        L_M = eq. 10 + latent_d · L_adv,w + delta_reg · L_d-reg + latent_loss · L_w
+
+    * `latent_d`: L_adv,w = (1/n) Σ_{i<n} E[softplus(−D_w(w_i))] (`losses.latent_g_loss`), with e4e's
+      latent discriminator D_w (`losses.LatentDiscriminator`, a 4-layer MLP on single w vectors, its own
+      Adam at `latent_d_lr`, betas (0.9, 0.999), constant lr) trained after each M step on
+      E[softplus(−D_w(w_real))] + E[softplus(D_w(w_i))] (`losses.latent_d_loss`): reals are G's own
+      w = G.mapping(z, c) for batch_size fresh z (c: toy labels from `clip2gan.toy.faces.sample_c` for a
+      conditional toy G, zeros otherwise), drawn from seeds fixed by (seed, step, rank); fakes are the
+      first n rows of every code of the batch. Every `latent_d_reg_every` = k steps, an extra D_w step
+      on (latent_d_r1 / 2) · k · E[‖∇_w D_w(w_real)‖²] (R1 on reals, lazy, as e4e). e4e: weight 0.1,
+      lr 2e-5, γ 10, k 16. Not rebuilt: e4e's pool of past codes (`--use_w_pool`).
+    * `delta_reg`: L_d-reg = Σ_{i=1}^{n-1} E‖w_i − w_0‖₂ (`losses.delta_regularizer`; e4e: 2e-4).
+    * `delta_progressive`: e4e's progressive training. Row i ≥ 1 of w+ is unlocked at step i · K and is
+      a copy of row 0 before (`MappingNetwork.set_unlocked_rows`): n = min(num_ws, 1 + step // K), one w
+      alone for the first K steps. K = `delta_progressive_every`, default total_steps // (2 num_ws): every
+      row is free by half of training, before the learning rate decays (the toy run of 8 epochs × 64
+      steps, 8 rows: K = 32, all rows free at step 224). e4e: 20,000 steps of one w, then a row every
+      2,000, of 200,000+ steps.
+    * `free_rows`: M emits k rows spread over the num_ws rows in contiguous groups (`clip2gan.mapping`).
+    * `latent_loss`: L_w = mean over batch, rows and coordinates of (M(C_img(G(w))) − w)², w broadcast
+      to the rows (`losses.latent_loss`); needs `synthetic_data`, whose items carry the code w
+      (`SyntheticImages`). A departure from the paper, which trains on real images with image losses only.
     """
 
     profile: str = option("toyfaces", "the world: toyfaces, ffhq, afhqcat, afhqdog or lsunchurch")
@@ -134,6 +176,21 @@ class TrainConfig:
                          choices=INPUTS)
     c3_sigma: float = option(0.5, "with --inputs c3: norm of the Gaussian noise added to the centred features")
     lafite_xi: float = option(1.0, "with --inputs lafite: the perturbation level ξ of h' = normalise(h + ξ ε ‖h‖/‖ε‖)")
+    latent_d: float = option(0.0, "weight of e4e's latent-discriminator term on M's w+ rows (Tov et al. 2021: 0.1; "
+                             "default 0: off, no D_w)")
+    latent_d_lr: float = option(2e-5, "Adam learning rate of the latent discriminator D_w (e4e: 2e-5)")
+    latent_d_r1: float = option(10.0, "R1 weight γ of D_w: (γ/2) E‖∇D_w(w)‖² on G's own w (e4e: 10)")
+    latent_d_reg_every: int = option(16, "steps between D_w's lazy R1 steps (e4e: 16)")
+    delta_reg: float = option(0.0, "weight of e4e's delta regulariser Σ_i≥1 ‖w_i − w_0‖₂ over M's w+ rows "
+                              "(Tov et al. 2021: 2e-4; default 0: off)")
+    delta_progressive: bool = option(False, "e4e's progressive training: one w first, then one more free w+ row "
+                                     "every --delta-progressive-every steps")
+    delta_progressive_every: int | None = option(None, "steps between two unlocked rows (default: total steps // "
+                                                 "(2 num_ws): every row free by half of training)")
+    free_rows: int | None = option(None, "distinct w rows M emits, spread over the w+ rows in contiguous groups "
+                                   "(1: StyleGAN's w; default: every row free, the paper)")
+    latent_loss: float = option(0.0, "with --synthetic-data: weight of ‖M(C_img(G(w))) − w‖² to the code that made "
+                                "each image (not in the paper; default 0: off)")
 
     def __post_init__(self) -> None:
         if not self.out:
@@ -142,6 +199,22 @@ class TrainConfig:
             raise ValueError(f"inputs must be one of {INPUTS}, got {self.inputs!r}")
         if self.c3_sigma < 0 or self.lafite_xi < 0:
             raise ValueError(f"c3_sigma and lafite_xi must be >= 0, got {self.c3_sigma} and {self.lafite_xi}")
+        for name in ("latent_d", "latent_d_lr", "latent_d_r1", "delta_reg", "latent_loss"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
+        for name, value in (("latent_d_reg_every", self.latent_d_reg_every),
+                            ("delta_progressive_every", self.delta_progressive_every), ("free_rows", self.free_rows)):
+            if value is None and name != "latent_d_reg_every":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 1"
+                                 f"{' (or none)' if name != 'latent_d_reg_every' else ''}, got {value!r}")
+        if self.latent_loss > 0 and not self.synthetic_data:
+            raise ValueError("--latent-loss needs --synthetic-data: only the generator's own samples have a known "
+                             f"code w (got latent_loss={self.latent_loss} without synthetic data)")
+        if self.delta_progressive_every is not None and not self.delta_progressive:
+            raise ValueError("--delta-progressive-every is the schedule of --delta-progressive: pass both")
 
     def loss_weights(self) -> LossWeights:
         w = LossWeights.from_dict(self.weights)
@@ -210,7 +283,9 @@ class SyntheticImages(torch.utils.data.Dataset):
     """Images sampled from the frozen generator itself (`--synthetic-data`; not the paper's setting).
 
     Item i is G(z_i, c_i) with z_i, c_i drawn from a generator seeded by (seed, i): deterministic.
-    A conditional toy generator gets attribute labels sampled from the toy world.
+    A conditional toy generator gets attribute labels sampled from the toy world. Besides 'image',
+    'ok' and 'status', an item holds 'w' `[w_dim]`: the code G.mapping(z_i, c_i) the image was made
+    from (every w+ row equal), which `--latent-loss` compares M's code with (05_training.ipynb).
     """
 
     def __init__(self, G: nn.Module, n: int, seed: int, profile: str):
@@ -227,8 +302,9 @@ class SyntheticImages(torch.utils.data.Dataset):
         if self.G.c_dim:
             c = conditioning_for(self.G, 1, np.random.default_rng([self.seed, i]), self.profile)
         device = next(self.G.parameters()).device
-        img = self.G(z.to(device), c.to(device), noise_mode="const")[0].clamp(-1, 1).cpu()
-        return {"image": img, "ok": True, "status": "ok"}
+        ws = self.G.mapping(z.to(device), c.to(device))  # what G(z, c) computes, in its two halves
+        img = self.G.synthesis(ws, noise_mode="const")[0].clamp(-1, 1).cpu()
+        return {"image": img, "ok": True, "status": "ok", "w": ws[0, 0].float().cpu()}
 
 
 def build_dataset(config: "TrainConfig", G: nn.Module) -> torch.utils.data.Dataset:
@@ -270,9 +346,10 @@ def add_feature_bank(path: str | Path, n: int | None = None, device: str = "cpu"
 
 
 def conditioning_for(G: nn.Module, n: int, rng: np.random.Generator, profile: str) -> torch.Tensor:
-    """c for a conditional generator: toy-world attribute one-hots sampled from the data, else zeros."""
+    """c for a conditional generator: toy-world attribute one-hots sampled from the data
+    (`clip2gan.toy.faces.sample_c`), else zeros."""
     if get_profile(profile).toy_world:
-        c = attributes_to_c([sample_attributes(rng) for _ in range(n)])
+        c, _ = sample_c(n, rng)
         if c.shape[1] == G.c_dim:
             return c
     return torch.zeros([n, G.c_dim])
@@ -376,17 +453,30 @@ class Trainer:
         self.identity, self.lpips, self.world = world.get("identity"), world.get("lpips"), world["world"]
         self.G.eval().requires_grad_(False)
         self.clip.eval().requires_grad_(False)
+        num_ws = int(self.G.num_ws)
+        if config.free_rows is not None and config.free_rows > num_ws:
+            raise ValueError(f"--free-rows must be from 1 to the generator's num_ws = {num_ws}, got {config.free_rows}")
+        rows = {"free_rows": config.free_rows} if config.free_rows is not None else {}
         self.M = MappingNetwork.for_generator(self.G, in_dim=self.clip.embed_dim, n_layers=config.layers,
                                               hidden_dim=config.hidden_dim,
-                                              centre_input=config.inputs == "c3").to(self.device)
+                                              centre_input=config.inputs == "c3", **rows).to(self.device)
+        # e4e's latent discriminator, only when asked for (seeded apart: the other networks' draws stay as they were)
+        self.D_w: LatentDiscriminator | None = None
+        if config.latent_d > 0:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(config.seed + 31)
+                self.D_w = LatentDiscriminator(int(self.G.w_dim)).to(self.device)
         _broadcast_params(self.M)
         _broadcast_params(self.D)
+        if self.D_w is not None:
+            _broadcast_params(self.D_w)
         self.weights = config.loss_weights()
         self.noise = config.noise()
         if config.inputs == "c3":  # C3's inputs are centred and unnormalised: keep the diversity noise additive only
             self.noise = dataclasses.replace(self.noise, renormalize=False)
         self.opt_M = torch.optim.Adam(self.M.parameters(), lr=config.lr)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=config.d_lr, betas=(0.0, 0.99))
+        self.opt_D_w = torch.optim.Adam(self.D_w.parameters(), lr=config.latent_d_lr) if self.D_w is not None else None
         self.dataset = dataset if dataset is not None else self._build_dataset()
         per_rank = len(self.dataset) // self.world_size
         self.steps_per_epoch = per_rank // config.batch_size
@@ -394,6 +484,17 @@ class Trainer:
             raise ValueError(f"{len(self.dataset)} images cannot fill one batch of {config.batch_size} per process "
                              f"({self.world_size} processes): lower --batch-size or add data")
         self.total_steps = self.steps_per_epoch * config.epochs
+        self.progressive_every: int | None = None
+        if config.delta_progressive:
+            self.progressive_every = config.delta_progressive_every or max(1, self.total_steps // (2 * num_ws))
+            if (num_ws - 1) * self.progressive_every > self.total_steps and self.is_main:
+                warnings.warn(f"--delta-progressive: the last of {num_ws} rows is unlocked at step "
+                              f"{(num_ws - 1) * self.progressive_every}, after the run's {self.total_steps} steps; "
+                              "the saved M keeps the rows not yet unlocked equal to row 0", stacklevel=2)
+            self._apply_schedule(0)
+        if config.latent_loss > 0 and "w" not in self.dataset[0]:
+            raise ValueError("--latent-loss needs training items with the generator's code 'w' (SyntheticImages, "
+                             f"--synthetic-data); {type(self.dataset).__name__} has none")
         self.use_amp = bool(config.amp) and self.device.type == "cuda"
         self.scaler_M = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.scaler_D = torch.amp.GradScaler("cuda", enabled=self.use_amp)
@@ -430,18 +531,22 @@ class Trainer:
                                              collate_fn=self._collate)
         yield from loader
 
-    def _collate(self, ids: list[int]) -> torch.Tensor:
+    def _collate(self, ids: list[int]) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None:
+        """The batch of images `[B, 3, R, R]`; with `--latent-loss`, (images, their codes w `[B, w_dim]`)."""
         items = [self.dataset[i] for i in ids]
         for it in items:
             self.data_counts[it["status"].split(":")[0]] += 1
             if not it["ok"] and self.is_main:
                 warnings.warn(f"training data: {it['status']}", stacklevel=2)
-        good = [it["image"] for it in items if it["ok"]]
+        good = [it for it in items if it["ok"]]
         if not good:
             return None
         # Refill to the full batch by repeating readable images: D's minibatch-std layer needs a batch
         # divisible by its group size, and a constant batch keeps the loss scale steady.
-        return torch.stack([good[i % len(good)] for i in range(len(items))])
+        x = torch.stack([good[i % len(good)]["image"] for i in range(len(items))])
+        if self.config.latent_loss <= 0:
+            return x
+        return x, torch.stack([good[i % len(good)]["w"] for i in range(len(items))])
 
     # -- one step ------------------------------------------------------------------------------------
     def training_inputs(self, f: torch.Tensor) -> torch.Tensor:
@@ -458,10 +563,81 @@ class Trainer:
             return lafite_perturb(f, c.lafite_xi, generator=self.noise_rng)
         return f
 
-    def train_step(self, x: torch.Tensor) -> dict[str, float]:
-        """One M step on eq. 10 and one D step on eq. 7; returns the logged values."""
+    # -- the options against the trade-off (TrainConfig's docstring) --------------------------------
+    def unlocked_rows(self, step: int) -> int:
+        """n, the w+ rows M may set freely at step `step`: min(num_ws, 1 + step // K) under
+        `--delta-progressive`, else num_ws (05_training.ipynb)."""
+        num_ws = self.M.num_ws
+        if self.progressive_every is None:
+            return num_ws
+        return min(num_ws, 1 + step // self.progressive_every)
+
+    def _apply_schedule(self, step: int) -> None:
+        if self.progressive_every is not None:
+            self.M.set_unlocked_rows(self.unlocked_rows(step))
+
+    def real_ws(self, n: int, step: int) -> torch.Tensor:
+        """n of G's own codes w = G.mapping(z, c) `[n, w_dim]`, D_w's reals at step `step` (05_training.ipynb).
+
+        z and c come from generators seeded by (seed, step, rank): a resumed run draws what an
+        uninterrupted one would, with no state to store.
+        """
+        c = self.config
+        g = torch.Generator().manual_seed((c.seed * 1_000_003 + step) * 64 + self.rank)
+        z = torch.randn([n, self.G.z_dim], generator=g)
+        cond = conditioning_for(self.G, n, np.random.default_rng([c.seed, step, self.rank, 41]), c.profile)
+        with torch.no_grad():
+            ws = self.G.mapping(z.to(self.device), cond.to(self.device), update_emas=False)
+        return ws[:, 0].float()
+
+    def quality_terms(self, ws: torch.Tensor, w_true: torch.Tensor | None, rows: int) -> dict[str, tuple[float, torch.Tensor]]:
+        """The options' terms of M's loss as {name: (weight, value)}, only those switched on (05_training.ipynb).
+
+        ws: M's codes `[N, num_ws, w_dim]` (with their graph); w_true: the codes of synthetic images
+        `[N, w_dim]` (or None); rows: the rows unlocked so far.
+        """
+        c = self.config
+        terms: dict[str, tuple[float, torch.Tensor]] = {}
+        if self.D_w is not None:
+            with requires_grad(self.D_w, False):
+                terms["latent_adv"] = (c.latent_d, latent_g_loss(self.D_w, ws.float(), rows))
+        if c.delta_reg > 0:
+            terms["delta_reg"] = (c.delta_reg, delta_regularizer(ws.float(), rows))
+        if c.latent_loss > 0:
+            if w_true is None:
+                raise ValueError("--latent-loss: this batch came without the generator's codes")
+            terms["latent"] = (c.latent_loss, latent_loss(ws.float(), w_true.to(self.device)))
+        return terms
+
+    def latent_d_step(self, ws: torch.Tensor, rows: int) -> dict[str, float]:
+        """One D_w step on `losses.latent_d_loss` (reals: `real_ws`, fakes: the first `rows` rows of ws),
+        and every `latent_d_reg_every` steps one more on (γ/2) k R1 (05_training.ipynb)."""
+        c = self.config
+        real = self.real_ws(ws.shape[0], self.step)
+        fake = ws[:, :rows].detach().float().reshape(-1, ws.shape[-1])
+        self.D_w.train()
+        loss, parts = latent_d_loss(self.D_w, real, fake)
+        self.opt_D_w.zero_grad(set_to_none=True)
+        loss.backward()
+        _average_grads(self.D_w)
+        self.opt_D_w.step()
+        logged = {f"D_w_{k}": float(v) for k, v in parts.items()}
+        if c.latent_d_r1 > 0 and self.step % c.latent_d_reg_every == 0:
+            r1 = latent_r1(self.D_w, real)
+            self.opt_D_w.zero_grad(set_to_none=True)
+            (c.latent_d_r1 / 2 * c.latent_d_reg_every * r1).backward()
+            _average_grads(self.D_w)
+            self.opt_D_w.step()
+            logged["D_w_r1"] = float(r1.detach())
+        return logged
+
+    def train_step(self, x: torch.Tensor, w_true: torch.Tensor | None = None) -> dict[str, float]:
+        """One M step on eq. 10 (plus the options switched on) and one D step on eq. 7 (and one D_w step
+        with `--latent-d`); returns the logged values. w_true: the codes of synthetic images (`--latent-loss`)."""
         c, dev = self.config, self.device
         x = x.to(dev, non_blocking=True)
+        self._apply_schedule(self.step)
+        rows = self.unlocked_rows(self.step)
         for group in self.opt_M.param_groups:
             group["lr"] = c.lr * _lr_factor(self.step, self.total_steps)
         for group in self.opt_D.param_groups:
@@ -476,7 +652,8 @@ class Trainer:
         use_div = self.weights.div > 0
         self.M.train()
         with amp:
-            x_rec = self.G.synthesis(self.M(f), noise_mode="const")
+            ws = self.M(f)  # [N, num_ws, w_dim]
+            x_rec = self.G.synthesis(ws, noise_mode="const")
             f1 = x_rec1 = None
             if use_div:
                 f1 = add_clip_noise(f, self.noise, generator=self.noise_rng)
@@ -487,6 +664,9 @@ class Trainer:
                     D=self.D if self.weights.adv else None, adv_form=c.adv_form, identity=self.identity,
                     f_img=f if use_div else None, f_img_noisy=f1,
                     x_rec_noisy=x_rec1.float() if use_div else None)
+        for name, (weight, value) in self.quality_terms(ws, w_true, rows).items():
+            loss = loss + weight * value
+            parts[name] = value.detach()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"step {self.step}: the loss is {loss.item()} ({ {k: float(v) for k, v in parts.items()} })")
         self.opt_M.zero_grad(set_to_none=True)
@@ -508,12 +688,16 @@ class Trainer:
             self.scaler_D.update()
             logged["loss_D"] = float(ld.detach())
             logged.update({f"D_{k}": float(v) for k, v in d_parts.items()})
+        if self.D_w is not None:
+            logged.update(self.latent_d_step(ws, rows))
+        if self.progressive_every is not None:
+            logged["rows"] = rows
         self.step += 1
         return logged
 
     # -- checkpoints -----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {
+        state = {
             "M": self.M.state_dict(), "D": self.D.state_dict(),
             "opt_M": self.opt_M.state_dict(), "opt_D": self.opt_D.state_dict(),
             "scaler_M": self.scaler_M.state_dict(), "scaler_D": self.scaler_D.state_dict(),
@@ -522,6 +706,9 @@ class Trainer:
             "feature_sum": self.feature_sum, "feature_count": self.feature_count,
             "data_counts": dict(self.data_counts), "config": dataclasses.asdict(self.config),
         }
+        if self.D_w is not None:  # e4e's latent discriminator and its Adam, as D and opt_D
+            state.update(D_w=self.D_w.state_dict(), opt_D_w=self.opt_D_w.state_dict())
+        return state
 
     def save_checkpoint(self) -> None:
         """Write the checkpoint atomically (process 0). Position in the data = divmod(step, steps_per_epoch)."""
@@ -535,7 +722,7 @@ class Trainer:
         except CorruptCheckpoint as err:
             raise CorruptCheckpoint(f"cannot resume: {err}. Move it away to start the run afresh.") from None
         saved = s["config"]
-        for key in ("layers", "hidden_dim", "batch_size", "profile", "epoch_size", "seed"):
+        for key in ("layers", "hidden_dim", "batch_size", "profile", "epoch_size", "seed", "free_rows"):
             if saved.get(key) != getattr(self.config, key):
                 raise ValueError(f"--resume: {key} was {saved.get(key)!r} in the checkpoint but is "
                                  f"{getattr(self.config, key)!r} now; resume with the run's settings")
@@ -543,6 +730,12 @@ class Trainer:
         self.D.load_state_dict(s["D"])
         self.opt_M.load_state_dict(s["opt_M"])
         self.opt_D.load_state_dict(s["opt_D"])
+        if self.D_w is not None:
+            if "D_w" not in s:
+                raise ValueError("--resume: the checkpoint holds no latent discriminator (it was written with "
+                                 "--latent-d 0); resume with the run's settings")
+            self.D_w.load_state_dict(s["D_w"])
+            self.opt_D_w.load_state_dict(s["opt_D_w"])
         if s.get("scaler_M"):
             self.scaler_M.load_state_dict(s["scaler_M"])
             self.scaler_D.load_state_dict(s["scaler_D"])
@@ -552,6 +745,7 @@ class Trainer:
         self.feature_sum = s["feature_sum"].double()
         self.feature_count = int(s["feature_count"])
         self.data_counts = Counter(s.get("data_counts", {}))
+        self._apply_schedule(max(self.step - 1, 0))  # M as the last step left it (what samples and export see)
 
     # -- outputs -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -611,7 +805,7 @@ class Trainer:
                 if x is None:  # every image of this batch was unreadable (counted in data_counts)
                     self.step += 1
                     continue
-                logged = self.train_step(x)
+                logged = self.train_step(*x) if isinstance(x, tuple) else self.train_step(x)
                 running = {k: 0.9 * running.get(k, v) + 0.1 * v for k, v in logged.items()}
                 bar.update(1)
                 bar.set_postfix({k: f"{running[k]:.3f}" for k in ("loss_M", "rec", "loss_D") if k in running})
