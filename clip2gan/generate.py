@@ -29,6 +29,14 @@ Every sample is noisy, including the first of each prompt (`clean_first=True` ma
 sample of each prompt the noise-free G(M(C_text(t))), the prompt's "mean" image), so the samples of
 a prompt are independent draws and their mean pairwise LPIPS is an unbiased diversity estimate.
 
+Truncation (`truncation=ψ`, 1 = off, the default; `CLIP2GAN.generate` passes it on). Every code is
+pulled toward G's average latent, w_avg + ψ (ws − w_avg) on every row (`truncate`; StyleGAN's truncation
+trick, Karras et al., "A Style-Based Generator Architecture for Generative Adversarial Networks", CVPR
+2019). M keeps G's average as its `w_avg` buffer (`MappingNetwork.for_generator` copies
+`G.mapping.w_avg`), so ψ = 0 gives the average code's image for every prompt. It trades fidelity to the
+prompt and diversity for cleaner images, at test time and with no retraining: the cheapest remedy for
+codes that leave the distribution of G's own w (the trainer's options are the others: `clip2gan.train`).
+
 Order is prompt-major: rows `i * n_per_prompt ... (i + 1) * n_per_prompt - 1` belong to prompt i.
 Reproducibility: with `seed` set, the noise is drawn from a CPU `torch.Generator` seeded with it, for
 all rows at once before batching; the same seed, prompts, settings and `batch_size` give identical
