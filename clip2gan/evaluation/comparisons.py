@@ -127,6 +127,7 @@ REFERENCES: dict[str, str] = {
 RERANKED = ("paper", "bridged", "clip2latent")
 
 VALIDATION_SEED = EVAL_SEED + 500  # captions for choosing ξ and σ: no training or evaluation stream uses it
+TEXT_MEAN_SEED = EVAL_SEED + 900  # unpaired captions whose mean is the text modality's mean (mean shift, C3)
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ class ComparisonSize:
     n_per_prompt: int = 8
     n_edit: int = 500
     n_validation: int = 200
+    n_text_mean: int = 1000
     rerank: int = 8
     clip2latent: dict[str, Any] = field(default_factory=dict)
     deltaedit: dict[str, Any] = field(default_factory=dict)
@@ -161,7 +163,7 @@ SIZES: dict[str, ComparisonSize] = {
     "ci": ComparisonSize("ci", dict(epochs=1, epoch_size=32, batch_size=8, max_steps=3, bank_size=32),
                          dict(epochs=1, epoch_size=32, batch_size=8, max_steps=2, bank_size=32),
                          {"lafite": (0.5, 1.0), "c3": (0.5,)}, seeds=(0, 1), n_captions=16, n_div_prompts=2,
-                         n_per_prompt=2, n_edit=8, n_validation=8, rerank=2,
+                         n_per_prompt=2, n_edit=8, n_validation=8, n_text_mean=32, rerank=2,
                          clip2latent=dict(pairs=64, steps=3, batch_size=16, sample_steps=4),
                          deltaedit=dict(n_images=32, steps=3, batch_size=8), styleclip=dict(steps=2),
                          shipped_seed0=False),
@@ -169,7 +171,7 @@ SIZES: dict[str, ComparisonSize] = {
     # levels chosen with a quarter of it (4 epochs × 1,024 = 128 steps) on 200 validation captions.
     "full": ComparisonSize("full", dict(epochs=8, epoch_size=2048, batch_size=32),
                            dict(epochs=4, epoch_size=1024, batch_size=32),
-                           {"lafite": (0.5, 1.0, 1.5), "c3": (0.25, 0.5, 1.0)}),
+                           {"lafite": (0.25, 0.5, 1.0, 1.5), "c3": (0.1, 0.25, 0.5, 1.0)}),
 }
 
 
@@ -183,6 +185,20 @@ def validation_data(n: int, resolution: int) -> tuple[list[str], list[dict[str, 
     items = [faces[i] for i in range(len(faces))]
     mentioned = [{a: it["attributes"][a] for a, m in zip(ATTRIBUTES, it["mentioned"].tolist()) if m} for it in items]
     return [it["caption"] for it in items], mentioned
+
+
+@torch.no_grad()
+def caption_text_mean(clip: Any, n: int = 1000, resolution: int = 32) -> torch.Tensor:
+    """The text modality's mean CLIP feature `[D]`, over `n` captions of a stream no image set uses (10_comparisons.ipynb).
+
+    Mean shift and C3 subtract each modality's mean. Training stays text-free: these captions are never
+    paired with an image; C3 likewise estimates each modality's mean from unpaired data. The prompt-vocabulary
+    mean stored with M (`modality_gap.vocabulary_text_mean`: one short phrase per attribute value) sits
+    elsewhere than full captions' mean, and shifting captions by it moves them past the image cone.
+    """
+    faces = ToyFaces(n, seed=TEXT_MEAN_SEED, resolution=resolution)
+    captions = [faces[i]["caption"] for i in range(len(faces))]
+    return torch.cat([clip.encode_text(captions[i:i + 256]).float().cpu() for i in range(0, len(captions), 256)]).mean(0)
 
 
 def stated_attributes(mentioned: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
@@ -425,8 +441,12 @@ def _mapping_config(size: ComparisonSize, out: Path, seed: int, device: str, sel
                           **recipe, **overrides, "out": str(out)})
 
 
-def _model(world: Mapping[str, Any], mapping: str | Path, **kwargs: Any) -> CLIP2GAN:
-    return CLIP2GAN.from_checkpoint(mapping, clip=world["clip"], generator=world["G"], **kwargs)
+def _model(world: Mapping[str, Any], mapping: str | Path, text_mean: torch.Tensor | None = None, **kwargs: Any) -> CLIP2GAN:
+    """A CLIP2GAN on the world's CLIP and G; text_mean: replaces the stored text mean (mean shift, C3: `caption_text_mean`)."""
+    model = CLIP2GAN.from_checkpoint(mapping, clip=world["clip"], generator=world["G"], **kwargs)
+    if text_mean is not None:
+        model.text_mean.copy_(text_mean.to(model.text_mean))
+    return model
 
 
 def _sampler(model: CLIP2GAN) -> Callable[..., torch.Tensor]:
@@ -556,6 +576,7 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
     G = world["G"]
     res = int(G.img_resolution)
     data = eval_data(size, res, seed)
+    text_mean = caption_text_mean(world["clip"], size.n_text_mean, res)
 
     def dataset(config: TrainConfig) -> torch.utils.data.Dataset | None:
         return dataset_factory(config) if dataset_factory is not None else None
@@ -568,7 +589,8 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
             config = _mapping_config(size, work / "select" / f"{kind}-{level:g}", 0, str(dev), select=True, inputs=kind,
                                      **{LEVEL_FIELDS[kind]: level})
             trained = train_mapping(config, world, dataset(config), progress)
-            acc = validation_accuracy(_sampler(_model(world, trained["mapping"])), classifier, size.n_validation, res, seed)
+            model = _model(world, trained["mapping"], text_mean=text_mean if kind == "c3" else None)
+            acc = validation_accuracy(_sampler(model), classifier, size.n_validation, res, seed)
             curves[kind][level] = acc
             log(f"[{size.name}] select {kind} {LEVEL_FIELDS[kind]}={level:g}: validation text → image {acc:.3f}")
     chosen = {kind: select_level(curve) for kind, curve in curves.items()}
@@ -619,9 +641,9 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
         m = trained["clip2gan"][i]
         paper = _model(world, m["mapping"], method="paper")
         bridged = _model(world, m["mapping"], method="bridged")
-        shifted = _model(world, m["mapping"], text_correction="recentre", edit_mode="paper")
+        shifted = _model(world, m["mapping"], text_mean=text_mean, text_correction="recentre", edit_mode="paper")
         samplers = {"paper": _sampler(paper), "bridged": _sampler(bridged), "mean_shift": _sampler(shifted),
-                    "c3": _sampler(_model(world, trained["c3"][i]["mapping"])),
+                    "c3": _sampler(_model(world, trained["c3"][i]["mapping"], text_mean=text_mean)),
                     "lafite": _sampler(_model(world, trained["lafite"][i]["mapping"]))}
         seconds = {"paper": m["train_seconds"], "bridged": m["train_seconds"], "mean_shift": m["train_seconds"],
                    "c3": trained["c3"][i]["train_seconds"], "lafite": trained["lafite"][i]["train_seconds"]}
