@@ -60,6 +60,13 @@ How this rebuild differs from the paper:
 * the samplers are diffusers' DDIM (η = 0, trailing timesteps) or DPM-Solver++, not the paper's
   respaced ancestral DDPM sampler; CLIP is the toy world's 128-d CLIP, not ViT-B/32.
 
+Measured in the toy world (three training seeds, the default flags; 200 held-out captions of
+`clip2gan.evaluation.protocol.eval_data`, one sample each, read by the attribute classifier): the
+stated attributes appear in 99.4 / 99.5 / 99.2 % of cases at s = 1, within half a point of that at
+s = 2 or 3 (guidance buys nothing measurable here and narrows the samples), in 42-44 % with the
+condition dropped (s = 0: the floor), and in 99.4-99.7 % with `rerank=8`. A trial run without the
+noise augmentation (σ = 0) reached 98.0 % where σ = 1 reached 99.4 %.
+
 Command line (a run folder holds `config.json`, `pairs.safetensors`, `checkpoint.safetensors`,
 `log.jsonl` and, at the end, `prior.safetensors` with `prior.json`)::
 
@@ -134,7 +141,8 @@ class Clip2LatentConfig:
     """Every knob of a clip2latent run (stored in its config.json and prior.json) (10_comparisons.ipynb).
 
     Each field is a flag of `python -m clip2gan.baselines.clip2latent` (`batch_size` → `--batch-size`).
-    The defaults are the full-size run: about 6 minutes on one CPU thread for the toy world.
+    The defaults are the full-size run: about 4 minutes of one CPU thread for the toy world (sampling
+    the pairs ≈ 55 s, the 4,000 steps ≈ 180 s); on a busy machine the wall-clock time grows.
     """
 
     profile: str = option("toyfaces", "the world whose CLIP and generator the prior is trained on")
@@ -158,7 +166,8 @@ class Clip2LatentConfig:
     embed_noise: float = option(1.0, "σ of the condition's noise augmentation, ẽ = normalise(e + σ·u), u a unit "
                                      "random direction (the paper's FFHQ setting: 1.0)")
     cond_drop: float = option(0.2, "probability of replacing the condition by the null embedding (the paper: 0.2)")
-    guidance: float = option(1.0, "default classifier-free guidance scale s of the stored prior (1: none)")
+    guidance: float = option(1.0, "default classifier-free guidance scale s of the stored prior (1: none, the authors' "
+                                  "demo default)")
     sampler: str = option("ddim", "default sampler of the stored prior (ddim: DDIM η=0; dpm: DPM-Solver++)",
                           choices=SAMPLERS)
     sample_steps: int = option(25, "default number of sampling steps of the stored prior")
