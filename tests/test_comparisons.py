@@ -158,14 +158,28 @@ def test_a_ci_size_comparison_runs_end_to_end_and_resumes(tmp_path, classifier):
         return {"clip": clip, "G": G, "D": discriminator_like(G), "identity": None,
                 "lpips": LPIPSLoss("clip", clip_encoder=clip), "world": {"profile": "toyfaces", "clip": "tiny"}}
 
-    def run():
+    def run(**kw):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PromptTruncatedWarning)  # the tiny CLIP reads 24 tokens; captions are longer
             return cmp.run_comparisons("ci", out=tmp_path / "out", work=tmp_path / "work", device="cpu", world=world(),
                                        classifier=classifier, progress=False, log=lambda *_: None,
-                                       dataset_factory=lambda c: ToyImages(c.epoch_size, c.seed, RES))
+                                       dataset_factory=lambda c: ToyImages(c.epoch_size, c.seed, RES), **kw)
+
+    # a subset fills the score cache only (here: the paper's rule and the renders), and trains only what it needs
+    part = run(methods=["paper", "renders"])
+    assert {(r["method"], r["seed"]) for r in part["rows"]} == {("renders", None), ("paper", 0), ("paper", 1),
+                                                                 ("paper+rerank", 0), ("paper+rerank", 1)} | {
+        ("paper", 0), ("paper", 1)}
+    assert not (tmp_path / "out").exists() and not (tmp_path / "work" / "c3-s0").exists()
+    cache = sorted((tmp_path / "work" / "scores").glob("*.json"))
+    assert cache and all(p.name.startswith("ci-eval0-") for p in cache)
+    with pytest.raises(ValueError, match="unknown method"):
+        run(methods=["dalle"])
 
     record = run()
+    paper_rows = [r for r in part["rows"] if r["method"] == "paper" and r["table"] == "generation"]
+    assert record["summary"]["generation"]["paper"]["fid"]["mean"] == pytest.approx(
+        float(np.mean([r["fid"] for r in paper_rows])))  # the cached rows are the ones the full run reports
     size = cmp.SIZES["ci"]
     gen, ed = record["summary"]["generation"], record["summary"]["editing"]
     assert set(gen) == {"renders", "ceiling", "g_samples", *cmp.GENERATION, *(f"{m}+rerank" for m in cmp.RERANKED)}

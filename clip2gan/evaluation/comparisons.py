@@ -551,14 +551,18 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
                     device: str = "auto", seed: int = 0, world: dict[str, Any] | None = None,
                     classifier: AttributeClassifier | None = None, identity: Any = None,
                     dataset_factory: Callable[[TrainConfig], torch.utils.data.Dataset] | None = None,
-                    progress: bool = True, log: Callable[[str], Any] = print) -> dict[str, Any]:
+                    progress: bool = True, log: Callable[[str], Any] = print,
+                    methods: Sequence[str] | None = None) -> dict[str, Any]:
     """Train what the comparison needs, score every method and reference, write `<out>/comparisons.{csv,json,png}`
     and the sample figures (10_comparisons.ipynb).
 
     Every trained network goes to `<work>/<name>-s<seed>/` (default work folder `runs/comparisons-<size>`); a
-    finished one is reused, an interrupted one resumes. world: a `clip2gan.train.build_world` dict to use
-    instead of the toy world's (tests inject a tiny one); identity: the network whose embeddings measure
-    identity kept by edits (default: the toy identity net). Returns the JSON record.
+    finished one is reused, an interrupted one resumes. Every scored row is kept in `<work>/scores/` and reused
+    by a later run of the same size and evaluation seed, so a long comparison can be stopped and restarted.
+    world: a `clip2gan.train.build_world` dict to use instead of the toy world's (tests inject a tiny one);
+    identity: the network whose embeddings measure identity kept by edits (default: the toy identity net).
+    methods: score only these (names of `GENERATION`, `EDITING` or `REFERENCES`; their training included) and
+    write nothing to `out` — to fill the score cache in parallel with training. Returns the JSON record.
     """
     from clip2gan.evaluation.protocol import eval_data
     from clip2gan.identity import identity_net_for
@@ -581,9 +585,18 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
     def dataset(config: TrainConfig) -> torch.utils.data.Dataset | None:
         return dataset_factory(config) if dataset_factory is not None else None
 
+    unknown = set(methods or ()) - set(GENERATION) - set(EDITING) - set(REFERENCES)
+    if unknown:
+        raise ValueError(f"unknown method(s) {sorted(unknown)}; known: {sorted({*GENERATION, *EDITING, *REFERENCES})}")
+
+    def want(name: str) -> bool:
+        return methods is None or name.split("+")[0] in methods
+
+    scores_dir = work / "scores"
+
     # 1. C3's σ and LAFITE's ξ, chosen on validation captions with the cheaper recipe (seed 0)
     curves: dict[str, dict[float, float]] = {}
-    for kind, levels in size.levels.items():
+    for kind, levels in ((k, v) for k, v in size.levels.items() if want(k)):
         curves[kind] = {}
         for level in levels:
             config = _mapping_config(size, work / "select" / f"{kind}-{level:g}", 0, str(dev), select=True, inputs=kind,
@@ -603,7 +616,7 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
         else:
             config = _mapping_config(size, work / f"clip2gan-s{s}", s, str(dev))
             trained["clip2gan"].append(train_mapping(config, world, dataset(config), progress))
-        for kind in ("c3", "lafite"):
+        for kind in (k for k in ("c3", "lafite") if want(k)):
             config = _mapping_config(size, work / f"{kind}-s{s}", s, str(dev), inputs=kind, **{LEVEL_FIELDS[kind]: chosen[kind]})
             trained[kind].append(train_mapping(config, world, dataset(config), progress))
         log(f"[{size.name}] seed {s}: M, C3 and LAFITE trained")
@@ -611,21 +624,44 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
     rows: list[dict[str, Any]] = []
     readings: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
 
+    def cached(key: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        path = scores_dir / f"{size.name}-eval{seed}-{key}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        value = compute()
+        scores_dir.mkdir(parents=True, exist_ok=True)
+        from clip2gan.checkpoint import atomic_write_text
+
+        atomic_write_text(path, json.dumps(value, default=float))
+        return value
+
     def add_generation(method: str, s: int | None, sample: Callable[..., torch.Tensor], train_seconds: float | None = None,
                        text_free: bool = False, kind: str = "method") -> None:
-        metrics, read = generation_scores(sample, data, classifier, world["lpips"], world["clip"], size, seed=seed,
-                                          text_free=text_free)
+        if not want(method):
+            return
+
+        def compute() -> dict[str, Any]:
+            metrics, read = generation_scores(sample, data, classifier, world["lpips"], world["clip"], size, seed=seed,
+                                              text_free=text_free)
+            return {"metrics": metrics, "readings": {k: v.tolist() for k, v in read.items()}}
+
+        got = cached(f"generation-{method}-s{s}", compute)
+        metrics = got["metrics"]
         rows.append({"table": "generation", "kind": kind, "method": method, "seed": s, "images": "renders",
                      "train_seconds": train_seconds, **metrics})
-        readings[(method, -1 if s is None else s)] = read
+        readings[(method, -1 if s is None else s)] = {k: torch.tensor(v) for k, v in got["readings"].items()}
         log(f"[{size.name}] generation {method} seed {s}: " + ", ".join(
             f"{k}={metrics[k]:.3f}" for k in ("text_acc", "fid", "fid_clip", "lpips_div", "realism") if k in metrics))
 
     def add_editing(method: str, s: int | None, edit: Callable[..., Any], train_seconds: float | None = None) -> None:
+        if not want(method):
+            return
         for zoomed in (False, True):
-            metrics = editing_scores(edit, data, classifier, identity, seed=seed, zoomed=zoomed)
+            images = "zoomed" if zoomed else "renders"
+            metrics = cached(f"editing-{method}-s{s}-{images}",
+                             lambda z=zoomed: editing_scores(edit, data, classifier, identity, seed=seed, zoomed=z))
             rows.append({"table": "editing", "kind": "method", "method": method, "seed": s,
-                         "images": "zoomed" if zoomed else "renders", "train_seconds": train_seconds, **metrics})
+                         "images": images, "train_seconds": train_seconds, **metrics})
             log(f"[{size.name}] editing {method} seed {s} ({'zoomed' if zoomed else 'renders'}): "
                 f"acc {metrics['edit_acc']:.3f}, kept {metrics['edit_pres']:.3f}, FID {metrics['edit_fid']:.1f}")
 
@@ -642,30 +678,38 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
         paper = _model(world, m["mapping"], method="paper")
         bridged = _model(world, m["mapping"], method="bridged")
         shifted = _model(world, m["mapping"], text_mean=text_mean, text_correction="recentre", edit_mode="paper")
-        samplers = {"paper": _sampler(paper), "bridged": _sampler(bridged), "mean_shift": _sampler(shifted),
-                    "c3": _sampler(_model(world, trained["c3"][i]["mapping"], text_mean=text_mean)),
-                    "lafite": _sampler(_model(world, trained["lafite"][i]["mapping"]))}
-        seconds = {"paper": m["train_seconds"], "bridged": m["train_seconds"], "mean_shift": m["train_seconds"],
-                   "c3": trained["c3"][i]["train_seconds"], "lafite": trained["lafite"][i]["train_seconds"]}
-        prior, seconds["clip2latent"] = _clip2latent(size, world, work / f"clip2latent-s{s}", s, progress)
-        samplers["clip2latent"] = prior.generate
+        samplers = {"paper": _sampler(paper), "bridged": _sampler(bridged), "mean_shift": _sampler(shifted)}
+        seconds = {"paper": m["train_seconds"], "bridged": m["train_seconds"], "mean_shift": m["train_seconds"]}
+        for kind in (k for k in ("c3", "lafite") if want(k)):
+            samplers[kind] = _sampler(_model(world, trained[kind][i]["mapping"], text_mean=text_mean if kind == "c3" else None))
+            seconds[kind] = trained[kind][i]["train_seconds"]
+        if want("clip2latent"):
+            prior, seconds["clip2latent"] = _clip2latent(size, world, work / f"clip2latent-s{s}", s, progress)
+            samplers["clip2latent"] = prior.generate
         for name, sample in samplers.items():
             add_generation(name, s, sample, seconds[name])
-        for name in RERANKED:
+        for name in (n for n in RERANKED if n in samplers):
             add_generation(f"{name}+rerank", s, _reranked(samplers[name], world["clip"], size.rerank), seconds[name])
         add_editing("paper", s, _editor(paper, "paper"), m["train_seconds"])
         add_editing("bridged", s, _editor(bridged, "neighbours"), m["train_seconds"])
         add_editing("directional", s, _editor(paper, "directional"), m["train_seconds"])
-        editor, delta_seconds = _deltaedit(size, bridged, m["mapping"], work / f"deltaedit-s{s}", s, progress)
-        add_editing("deltaedit", s, editor.edit_pairs, delta_seconds)
+        editor = None
+        if want("deltaedit"):
+            editor, delta_seconds = _deltaedit(size, bridged, m["mapping"], work / f"deltaedit-s{s}", s, progress)
+            add_editing("deltaedit", s, editor.edit_pairs, delta_seconds)
         if styleclip is None:  # trains nothing: one run, from the first seed's inversion
             styleclip = _styleclip(size, paper)
             add_generation("styleclip", None, styleclip.generate)
             add_editing("styleclip", None, styleclip.edit_pairs)
             shown = {**samplers, "styleclip": styleclip.generate}
             shown_edits = {"paper": _editor(paper, "paper"), "bridged": _editor(bridged, "neighbours"),
-                           "directional": _editor(paper, "directional"), "deltaedit": editor.edit_pairs,
-                           "styleclip": styleclip.edit_pairs}
+                           "directional": _editor(paper, "directional"), "styleclip": styleclip.edit_pairs}
+            if editor is not None:
+                shown_edits["deltaedit"] = editor.edit_pairs
+
+    if methods is not None:
+        log(f"[{size.name}] scored {sorted(methods)} into {scores_dir}; nothing written to {out} (a subset)")
+        return {"rows": rows, "chosen": chosen, "selection": curves}
 
     # Table 2 in kind: CLIP2GAN's samples against each other method's, caption by caption, seed by seed
     paired: dict[str, dict[str, dict[str, float]]] = {}
