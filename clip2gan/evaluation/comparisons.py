@@ -61,6 +61,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -624,9 +625,12 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
     rows: list[dict[str, Any]] = []
     readings: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
 
+    reused: list[str] = []
+
     def cached(key: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         path = scores_dir / f"{size.name}-eval{seed}-{key}.json"
         if path.is_file():
+            reused.append(key)
             return json.loads(path.read_text())
         value = compute()
         scores_dir.mkdir(parents=True, exist_ok=True)
@@ -733,7 +737,9 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
               "threads": torch.get_num_threads(), "seconds": round(time.perf_counter() - started, 1),
               "selection": {k: {f"{lv:g}": a for lv, a in c.items()} for k, c in curves.items()},
               "chosen": chosen, "summary": summarise(rows), "paired": paired,
-              "work": str(work)}
+              "work": str(work), "rows_from_cache": len(reused),
+              "rows_scored": sum(1 for r in rows if r["table"] == "generation") + sum(
+                  1 for r in rows if r["table"] == "editing")}
     from clip2gan.evaluation.sweeps import _weights_record  # sweeps imports this module for its command line
 
     record["weights"] = _weights_record("toyfaces") if size.shipped_seed0 else {}
@@ -882,7 +888,7 @@ def sample_figures(data: EvalData, samplers: Mapping[str, Callable[..., torch.Te
                 if j == 0:
                     ax.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
                 if i == 0:
-                    ax.set_title(cols[j][:48] + ("…" if len(cols[j]) > 48 else ""), fontsize=5, wrap=True)
+                    ax.set_title(textwrap.fill(cols[j], 26), fontsize=4.5)
         fig.suptitle(title, fontsize=8)
         fig.tight_layout()
         fig.savefig(out / filename, dpi=100)
