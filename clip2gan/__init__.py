@@ -24,7 +24,8 @@ Worlds
 The frozen StyleGAN2
     stylegan2/     ops, networks, unpickle + nvidia (safe pickles), rosinality, io, files
 Evaluation
-    evaluation/    metrics, inception, attributes, protocol, tables, sweeps, comparisons
+    evaluation/    metrics, inception, attributes, protocol, tables, sweeps, comparisons,
+                   comparison_report
 The toy world (the offline default profile)
     toy/           faces, nets, clip, stylegan2_recipe, stylegan2_training, stylegan2_eval
 Tools

@@ -10,7 +10,9 @@ import pytest
 import torch
 from tiny_world import RES, tiny_generator
 
+from clip2gan.evaluation import comparison_report as report
 from clip2gan.evaluation import comparisons as cmp
+from clip2gan.evaluation import sweeps
 from clip2gan.toy.faces import ATTRIBUTES, AttributeClassifier, attributes_to_c, check_attributes
 
 
@@ -68,15 +70,15 @@ def _entry(mean, sd=0.0, n=3, se=None, kind="method", **extra):
 
 
 def test_better_needs_two_standard_errors():
-    assert cmp.better(_entry(10.0, se=1.0), _entry(20.0, se=1.0), "fid", higher=False) is True
-    assert cmp.better(_entry(20.0, se=1.0), _entry(10.0, se=1.0), "fid", higher=False) is False
-    assert cmp.better(_entry(10.0, sd=5.0), _entry(12.0, sd=5.0), "fid", higher=False) is None  # within the seeds' spread
-    assert cmp.better(_entry(10.0), None, "fid") is None
+    assert report.better(_entry(10.0, se=1.0), _entry(20.0, se=1.0), "fid", higher=False) is True
+    assert report.better(_entry(20.0, se=1.0), _entry(10.0, se=1.0), "fid", higher=False) is False
+    assert report.better(_entry(10.0, sd=5.0), _entry(12.0, sd=5.0), "fid", higher=False) is None  # within the seeds' spread
+    assert report.better(_entry(10.0), None, "fid") is None
     acc = {"text_acc": {"mean": 0.9, "sd": 0.0, "n": 1}, "text_pairs": {"mean": 1000, "sd": 0.0, "n": 1}}
     acc2 = {"text_acc": {"mean": 0.88, "sd": 0.0, "n": 1}, "text_pairs": {"mean": 1000, "sd": 0.0, "n": 1}}
-    assert cmp.better(acc, acc2, "text_acc", pairs_key="text_pairs") is None  # 2 points on 1,000 pairs: within noise
+    assert report.better(acc, acc2, "text_acc", pairs_key="text_pairs") is None  # 2 points on 1,000 pairs: within noise
     acc2["text_acc"]["mean"] = 0.8
-    assert cmp.better(acc, acc2, "text_acc", pairs_key="text_pairs") is True
+    assert report.better(acc, acc2, "text_acc", pairs_key="text_pairs") is True
 
 
 def _record():
@@ -105,11 +107,11 @@ def _record():
 
 def test_tables_and_verdicts_on_constructed_numbers():
     record = _record()
-    tables = cmp.comparison_tables(record)
+    tables = report.comparison_tables(record)
     assert set(tables) == {"table1", "table2", "table5", "selection"}
     assert "ceiling (reference)" in tables["table1"] and "40.0 ± 0.4" in tables["table1"]
     assert "CLIP2GAN (bridged) vs styleclip" in tables["table2"] and "chosen" in tables["selection"]
-    v = cmp.comparison_verdicts(record)
+    v = report.comparison_verdicts(record)
     assert v["table1 (bridged): CLIP2GAN beats StyleCLIP on FID and LPIPS"] == "holds here"
     assert v["table1 (paper): CLIP2GAN beats StyleCLIP on FID and LPIPS"] == "does not hold here"
     assert v["table2 (bridged): CLIP2GAN preferred over StyleCLIP on accuracy and realism"] == "holds here"
@@ -192,10 +194,10 @@ def test_a_ci_size_comparison_runs_end_to_end_and_resumes(tmp_path, classifier):
         assert (tmp_path / "out" / name).stat().st_size > 100, name
     trained = sorted(p.name for p in (tmp_path / "work").iterdir())
     assert {"clip2gan-s0", "c3-s1", "lafite-s0", "clip2latent-s1", "deltaedit-s0", "select"} <= set(trained)
-    assert cmp.comparison_tables(record)["table1"] and cmp.comparison_verdicts(record)
+    assert report.comparison_tables(record)["table1"] and report.comparison_verdicts(record)
     # a finished M is reused when the settings are the same, and never overwritten when they differ
     config = cmp._mapping_config(size, tmp_path / "work" / "c3-s1", 1, "cpu", inputs="c3", c3_sigma=record["chosen"]["c3"])
     before = (tmp_path / "work" / "c3-s1" / "mapping.safetensors").stat().st_mtime_ns
-    assert cmp.train_mapping(config, world())["mapping"].stat().st_mtime_ns == before
+    assert sweeps.train_variant(config, world())["mapping"].stat().st_mtime_ns == before
     with pytest.raises(FileExistsError, match="c3_sigma"):
-        cmp.train_mapping(cmp._mapping_config(size, tmp_path / "work" / "c3-s1", 1, "cpu", inputs="c3", c3_sigma=9.0), world())
+        sweeps.train_variant(cmp._mapping_config(size, tmp_path / "work" / "c3-s1", 1, "cpu", inputs="c3", c3_sigma=9.0), world())

@@ -217,7 +217,7 @@ def test_edit_pairs_equal_edit_image_pair_by_pair():
 def test_weights_changed_names_the_retrained_files(monkeypatch):
     # a stored sweep.json against the weights resolved now: equal records → nothing; one changed → that one
     now = {"toyfaces-clip": "aaaa", "toyfaces-stylegan2": "bbbb"}
-    monkeypatch.setattr(sweeps, "_weights_record", lambda profile: dict(now))
+    monkeypatch.setattr(sweeps, "weights_record", lambda profile: dict(now))
     assert sweeps.weights_changed({"weights": dict(now)}) == {}
     stale = {"weights": {"toyfaces-clip": "aaaa", "toyfaces-stylegan2": "old0"}}
     assert sweeps.weights_changed(stale) == {"toyfaces-stylegan2": ("old0", "bbbb")}

@@ -48,6 +48,7 @@ import torch
 
 from clip2gan import hub
 from clip2gan.cli import add_config_args, config_from_args, option
+from clip2gan.evaluation import comparison_report
 from clip2gan.evaluation.protocol import SETTINGS, bars, eval_data, evaluate
 from clip2gan.evaluation.tables import plot_sweep, write_csv
 from clip2gan.losses import LPIPSLoss
@@ -63,7 +64,10 @@ __all__ = [
     "SIZES",
     "SweepSize",
     "train_config",
+    "SAME_RUN_KEYS",
+    "run_seconds",
     "train_variant",
+    "weights_record",
     "model_from_mapping",
     "evaluate_mapping",
     "ship_mapping",
@@ -138,10 +142,16 @@ def _fresh_d(G: torch.nn.Module, seed: int, device: torch.device) -> torch.nn.Mo
         return discriminator_like(G).to(device)
 
 
-def _train_seconds(run: Path) -> float | None:
+def run_seconds(run: Path) -> float | None:
+    """The training seconds a run folder's log records last (None without a log) (08_evaluation.ipynb)."""
     log = run / "log.jsonl"
     rows = read_jsonl(log) if log.is_file() else []
     return rows[-1].get("seconds") if rows else None
+
+
+#: the settings that make two finished runs the same run (a finished run is reused only when they all agree)
+SAME_RUN_KEYS = ("layers", "adv", "div", "epochs", "epoch_size", "batch_size", "seed", "max_steps", "inputs", "c3_sigma",
+                 "lafite_xi")
 
 
 def train_variant(config: TrainConfig, world: dict[str, Any], dataset: torch.utils.data.Dataset | None = None,
@@ -156,17 +166,17 @@ def train_variant(config: TrainConfig, world: dict[str, Any], dataset: torch.uti
     if mapping.is_file():
         _, cfg = load_mapping(mapping)
         done = cfg.get("train", {})
-        same = all(done.get(k) == getattr(config, k) for k in ("layers", "adv", "div", "epochs", "epoch_size",
-                                                                 "batch_size", "seed", "max_steps"))
-        if same:
-            return {"mapping": mapping, "steps": cfg.get("steps"), "train_seconds": _train_seconds(run)}
-        raise FileExistsError(f"{run} holds a finished run with other settings than this sweep's; move it away "
+        defaults = TrainConfig()  # a run written before a setting existed had its default
+        differ = [k for k in SAME_RUN_KEYS if done.get(k, getattr(defaults, k)) != getattr(config, k)]
+        if not differ:
+            return {"mapping": mapping, "steps": cfg.get("steps"), "train_seconds": run_seconds(run)}
+        raise FileExistsError(f"{run} holds a finished run with other settings ({', '.join(differ)}); move it away "
                               "or choose another --work folder")
     device = next(world["G"].parameters()).device
     trainer = Trainer(config, world={**world, "D": _fresh_d(world["G"], config.seed, device)}, dataset=dataset,
                       progress=progress)
     summary = trainer.fit(resume=(run / "checkpoint.safetensors").is_file())
-    return {"mapping": Path(summary["mapping"]), "steps": summary["steps"], "train_seconds": _train_seconds(run)}
+    return {"mapping": Path(summary["mapping"]), "steps": summary["steps"], "train_seconds": run_seconds(run)}
 
 
 def model_from_mapping(world: dict[str, Any], mapping: str | Path, correction: str = "none") -> CLIP2GAN:
@@ -233,7 +243,7 @@ def ship_mapping(run: str | Path, command: str, device_note: str, size: str = "f
     bar_flags = metrics.pop("bars")
     size_obj = SIZES[size]
     return hub.write_manifest_entry(
-        dst, command, device=device_note, train_seconds=_train_seconds(run), steps=cfg.get("steps"),
+        dst, command, device=device_note, train_seconds=run_seconds(run), steps=cfg.get("steps"),
         world_sha256=cfg.get("world_sha256"), metrics=metrics, bars=bar_flags,
         evaluation=(f"python -m clip2gan.evaluation.sweeps --evaluate {run} --size {size} "
                     f"(clip2gan.evaluation.protocol.evaluate under the checkpoint's default setting {metrics['setting']!r}; "
@@ -310,13 +320,14 @@ def run_sweep(size: str | SweepSize = "ci", out: str | Path = "results", work: s
     meta = {"size": dataclasses.asdict(size), "command": command, "profile": profile, "seed": seed,
             "device": str(dev), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "seconds": round(time.perf_counter() - started, 1), "train_seconds": round(train_total, 1),
-            "weights": _weights_record(profile), "variants": names}
+            "weights": weights_record(profile), "variants": names}
     (out / "sweeps.json").write_text(json.dumps(meta, indent=2) + "\n")
     return rows
 
 
-def _weights_record(profile: str) -> dict[str, str]:
-    """sha256 (first 16 hex digits) of the toy weights a sweep used, so a CSV can be traced to them."""
+def weights_record(profile: str) -> dict[str, str]:
+    """sha256 (first 16 hex digits) of the toy weights a sweep or comparison used, so a CSV can be traced to them
+    (08_evaluation.ipynb)."""
     record = {}
     for name in PROFILES[profile].artifacts if profile in PROFILES else ():
         if name.endswith("-mapping"):
@@ -335,7 +346,7 @@ def weights_changed(meta: dict[str, Any], profile: str = "toyfaces") -> dict[str
     now: `{name: (recorded, current)}` — empty when the sweep describes the weights in use
     (08_evaluation.ipynb). A committed sweep outlives retrained weights; this says when it has."""
     recorded = meta.get("weights", {})
-    current = _weights_record(profile)
+    current = weights_record(profile)
     return {name: (recorded.get(name, "not recorded"), now) for name, now in current.items()
             if recorded.get(name) != now}
 
@@ -427,9 +438,9 @@ def _comparisons(args: SweepCommand) -> int:
               file=sys.stderr)
         return 2
     record = comparisons.run_comparisons(args.size, out=args.out, work=args.work, device=args.device, seed=args.seed)
-    for text in comparisons.comparison_tables(record).values():
+    for text in comparison_report.comparison_tables(record).values():
         print(text + "\n")
-    for claim, word in comparisons.comparison_verdicts(record).items():
+    for claim, word in comparison_report.comparison_verdicts(record).items():
         print(f"{claim}: {word}")
     print(f"wrote {Path(args.out) / 'comparisons.csv'}, .json, .png and the sample figures")
     return 0
