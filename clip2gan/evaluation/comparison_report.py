@@ -18,6 +18,7 @@ import torch
 
 from clip2gan.evaluation.protocol import EvalData, binomial_se, verdict
 from clip2gan.evaluation.tables import format_table
+from clip2gan.viz import to_uint8
 
 __all__ = ["better", "comparison_tables", "comparison_verdicts", "plot_comparisons", "sample_figures"]
 
@@ -44,8 +45,6 @@ def better(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None, key: str, h
         return None
     var = va[1] ** 2 + vb[1] ** 2
     if pairs_key is not None:
-        from clip2gan.evaluation.protocol import binomial_se
-
         for v, entry in ((va, a), (vb, b)):
             n_pairs = int(entry.get(pairs_key, {}).get("mean", 0)) if entry else 0
             var += binomial_se(v[0], n_pairs) ** 2 / max(v[2], 1)
@@ -59,7 +58,7 @@ def better(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None, key: str, h
 def plot_comparisons(record: Mapping[str, Any], path: str | Path | None = None):
     """Accuracy against toy FID for every text → image method, mean ± sd over training seeds, with the
     reference rows drawn in (10_comparisons.ipynb). Returns the figure (and writes it to `path`)."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # here, after the caller chose a backend (the command line: Agg)
 
     gen = record["summary"]["generation"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -96,9 +95,7 @@ def sample_figures(data: EvalData, samplers: Mapping[str, Callable[..., torch.Te
                    n: int = 6) -> list[Path]:
     """`comparisons_samples.png` (one row per method, the same `n` captions) and `comparisons_edits.png` (the
     inputs, then one row of edits per method, the same pairs) (10_comparisons.ipynb)."""
-    import matplotlib.pyplot as plt
-
-    from clip2gan.viz import to_uint8
+    import matplotlib.pyplot as plt  # here, after the caller chose a backend (the command line: Agg)
 
     captions = data.captions[:n]
     paths = []

@@ -58,7 +58,9 @@ is the more confidently read (Real.: the lowest per-attribute top probability), 
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import math
 import time
@@ -71,15 +73,21 @@ import torch
 import torch.nn.functional as F
 
 from clip2gan import hub
+from clip2gan.baselines.deltaedit import DeltaEditConfig, DeltaEditor, DeltaEditTrainer
+from clip2gan.baselines.rerank import rerank
+from clip2gan.baselines.styleclip import StyleCLIPOptimizer
+from clip2gan.checkpoint import atomic_write_text
 from clip2gan.evaluation.attributes import classifier_proba, text_attribute_accuracy, toy_feature_extractor
 from clip2gan.evaluation.comparison_report import plot_comparisons, sample_figures
 from clip2gan.evaluation.metrics import lpips_diversity, lpips_to_reference
-from clip2gan.evaluation.protocol import EvalData, edit_pairs, fid_with_se, score_edits, zoom
+from clip2gan.evaluation.protocol import EvalData, edit_pairs, eval_data, fid_with_se, score_edits, zoom
 from clip2gan.evaluation.sweeps import run_seconds, train_variant, weights_record
+from clip2gan.identity import identity_net_for
 from clip2gan.model import CLIP2GAN
-from clip2gan.toy.faces import ATTRIBUTES, EVAL_SEED, AttributeClassifier, ToyFaces, attributes_to_c, sample_attributes
+from clip2gan.runtime import pick_device
+from clip2gan.toy.faces import ATTRIBUTES, EVAL_SEED, AttributeClassifier, ToyFaces, attributes_to_c, render, sample_attributes
 from clip2gan.toy.stylegan2_eval import confident_mask
-from clip2gan.train import TrainConfig
+from clip2gan.train import TrainConfig, build_world
 
 __all__ = [
     "GENERATION",
@@ -444,7 +452,7 @@ def validation_accuracy(sample: Callable[..., torch.Tensor], classifier: Attribu
 def _clip2latent(size: ComparisonSize, world: Mapping[str, Any], out: Path, seed: int,
                  progress: bool) -> tuple[Any, float | None]:
     """Train (or resume, or reuse) one clip2latent prior; returns (the prior, training seconds)."""
-    from clip2gan.baselines.clip2latent import Clip2Latent, Clip2LatentConfig, Clip2LatentTrainer
+    from clip2gan.baselines.clip2latent import Clip2Latent, Clip2LatentConfig, Clip2LatentTrainer  # diffusers: 5 s to import
 
     path = out / "prior.safetensors"
     if not path.is_file():
@@ -458,8 +466,6 @@ def _deltaedit(size: ComparisonSize, model: CLIP2GAN, mapping: str | Path, out: 
                progress: bool) -> tuple[Any, float | None]:
     """Train (or resume, or reuse) one DeltaEdit mapper on the inversions of `model` (whose M is the file `mapping`);
     returns (the editor, training seconds)."""
-    from clip2gan.baselines.deltaedit import DeltaEditConfig, DeltaEditor, DeltaEditTrainer
-
     path = out / "delta.safetensors"
     if not path.is_file():
         config = DeltaEditConfig(out=str(out), seed=seed, mapping=str(mapping), **size.deltaedit)
@@ -469,14 +475,10 @@ def _deltaedit(size: ComparisonSize, model: CLIP2GAN, mapping: str | Path, out: 
 
 def _styleclip(size: ComparisonSize, model: CLIP2GAN) -> Any:
     """StyleCLIP on `model`'s CLIP and G, editing from its inversion, with the world's identity loss."""
-    from clip2gan.baselines.styleclip import StyleCLIPOptimizer
-
     return StyleCLIPOptimizer.from_model(model, **size.styleclip)
 
 
 def _reranked(sample: Callable[..., torch.Tensor], clip: Any, k: int) -> Callable[..., torch.Tensor]:
-    from clip2gan.baselines.rerank import rerank
-
     def sample_best(captions: Sequence[str], n_per_prompt: int = 1, seed: int = 0) -> torch.Tensor:
         return rerank(sample, clip, list(captions), k, seed=seed, n_per_prompt=n_per_prompt)
 
@@ -488,8 +490,6 @@ def renders_sampler(resolution: int, captions: Sequence[str], mentioned: Sequenc
     """The renderer as a generator: a fresh render of each caption's stated attributes, the unstated ones drawn
     from the data distribution — the FID floor and the accuracy a perfect generator of this world reaches
     (10_comparisons.ipynb)."""
-    from clip2gan.toy.faces import render
-
     lookup = dict(zip(captions, mentioned))
 
     def sample(wanted: Sequence[str], n_per_prompt: int = 1, seed: int = 0) -> torch.Tensor:
@@ -535,11 +535,6 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
     methods: score only these (names of `GENERATION`, `EDITING` or `REFERENCES`; their training included) and
     write nothing to `out` — to fill the score cache in parallel with training. Returns the JSON record.
     """
-    from clip2gan.evaluation.protocol import eval_data
-    from clip2gan.identity import identity_net_for
-    from clip2gan.runtime import pick_device
-    from clip2gan.train import build_world
-
     size = SIZES[size] if isinstance(size, str) else size
     out, work = Path(out), Path(work) if work is not None else Path("runs") / f"comparisons-{size.name}"
     dev = pick_device(device)
@@ -604,8 +599,6 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
             return json.loads(path.read_text())
         value = compute()
         scores_dir.mkdir(parents=True, exist_ok=True)
-        from clip2gan.checkpoint import atomic_write_text
-
         atomic_write_text(path, json.dumps(value, default=float))
         return value
 
@@ -729,11 +722,6 @@ CSV_COLUMNS = ["table", "kind", "method", "seed", "images", *dict.fromkeys(GEN_K
 
 
 def _write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    import csv
-    import io
-
-    from clip2gan.checkpoint import atomic_write_text
-
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
