@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from clip2gan.checkpoint import load_safetensors
 from clip2gan.profiles import get_profile
-from clip2gan.toy.faces import ATTRIBUTES, value_prompt
+from clip2gan.toy import world_module
 
 __all__ = ["modality_gap", "recentre", "collapse", "c3_corrupt", "lafite_perturb", "nearest_image_features",
            "vocabulary_prompts", "vocabulary_text_mean",
@@ -170,13 +170,13 @@ def nearest_image_features(f_text: torch.Tensor, bank: torch.Tensor, k: int = 16
 
 
 def vocabulary_prompts(profile: str) -> list[str]:
-    """Prompts describing a world's attributes (01_clip_embedding.ipynb): the toy world's value prompts
-    (`clip2gan.toy.faces.value_prompt`), or the profile's own vocabulary (CelebA-style face phrases for
-    'ffhq', one phrase for the single-class worlds)."""
+    """Prompts describing a world's attributes (01_clip_embedding.ipynb): a toy world's value prompts
+    (`clip2gan.toy.faces.value_prompt`, `clip2gan.toy.pets.value_prompt`), or the profile's own vocabulary
+    (CelebA-style face phrases for 'ffhq', one phrase for the single-class worlds)."""
     p = get_profile(profile)
     if p.toy_world:
-
-        return [value_prompt(a, v) for a, vals in ATTRIBUTES.items() for v in vals]
+        world = world_module(p)
+        return [world.value_prompt(a, v) for a, vals in world.ATTRIBUTES.items() for v in vals]
     return list(p.vocabulary)
 
 

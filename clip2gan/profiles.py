@@ -37,12 +37,14 @@ class Profile:
     StyleGAN2. identity: the hub name of the identity network of L_id, None where the paper drops
     L_id. identity_kind: 'toy' or 'arcface'. lpips_trunk: the trunk of L_LPIPS ('clip': the world's
     own CLIP image tower; 'alex': AlexNet). neutral_prompt: the prompt subtracted by directional edits.
-    toy_world: the images are the procedural toy faces (rendered on the fly, with attribute labels:
+    toy_world: the images are a procedural toy world (rendered on the fly, with attribute labels:
     the generator is conditioned on them, the attribute classifier scores results, FID is computed in
     its features). classifier: hub name of that classifier. vocabulary: prompts describing the
     world's attributes (the text mean of the re-centring correction); empty for the toy world, whose
     vocabulary comes from its attribute list (`clip2gan.toy.faces.value_prompt`). data: where the
-    training images come from, in words. artifacts: every file the world needs.
+    training images come from, in words. artifacts: every file the world needs. world: the module
+    that draws a toy world ('clip2gan.toy.faces', 'clip2gan.toy.pets'; `clip2gan.toy.world_module`
+    imports it), None for the paper's image-folder worlds.
     """
 
     name: str
@@ -59,6 +61,7 @@ class Profile:
     artifacts: tuple[str, ...]
     classifier: str | None = None
     vocabulary: tuple[str, ...] = ()
+    world: str | None = None
 
     @property
     def clip_model(self) -> str:
@@ -78,9 +81,16 @@ PROFILES: dict[str, Profile] = {p.name: p for p in (
             clip="toyfaces-clip", toy_clip=True, generator="toyfaces-stylegan2", identity="toyfaces-identity",
             identity_kind="toy", lpips_trunk="clip", neutral_prompt="a person", toy_world=True,
             data="procedural captioned toy faces, rendered on the fly (clip2gan.toy.faces)",
-            classifier="toyfaces-classifier",
+            classifier="toyfaces-classifier", world="clip2gan.toy.faces",
             artifacts=("toyfaces-clip", "toyfaces-stylegan2", "toyfaces-classifier", "toyfaces-identity",
                        "toyfaces-mapping")),
+    Profile("toypets", "offline second world: procedural cartoon cat and dog heads (the paper's AFHQ in kind; "
+            "no identity loss), a small CLIP and StyleGAN2 trained here (32 px)",
+            clip="toypets-clip", toy_clip=True, generator="toypets-stylegan2", identity=None,
+            identity_kind=None, lpips_trunk="clip", neutral_prompt="a pet", toy_world=True,
+            data="procedural captioned toy pets, rendered on the fly (clip2gan.toy.pets)",
+            classifier="toypets-classifier", world="clip2gan.toy.pets",
+            artifacts=("toypets-clip", "toypets-stylegan2", "toypets-classifier", "toypets-mapping")),
     Profile("ffhq", "the paper: open_clip ViT-B-16-quickgelu (openai), NVIDIA FFHQ 1024 StyleGAN2, ArcFace",
             clip=_PAPER_CLIP, toy_clip=False, generator="stylegan2-ffhq-1024", identity="arcface-ir-se50",
             identity_kind="arcface", lpips_trunk="alex", neutral_prompt="a face", toy_world=False,

@@ -19,7 +19,8 @@ states; written atomically every `--ckpt-minutes` and at each epoch's end) and, 
 the checkpoint, mid-epoch included: each epoch's order is a function of (seed, epoch), so the
 batches already done are skipped. A `kill -9` loses at most the steps since the last checkpoint.
 
-Data: `--profile toyfaces` renders its training set (ToyFaces, `--epoch-size` images); `--data DIR`
+Data: `--profile toyfaces` renders its training set (ToyFaces, `--epoch-size` images; `--profile toypets`
+the toy pets, which have no identity loss); `--data DIR`
 reads an image folder (grayscale, RGBA, palette and 16-bit images are converted, other sizes resized
 and centre-cropped, unreadable files skipped — each counted and reported, never a crash);
 `--synthetic-data` trains on the generator's own samples when no dataset is at hand — a departure
@@ -87,7 +88,7 @@ from clip2gan.model import attach_feature_bank, build_clip, load_generator_for_p
 from clip2gan.profiles import get_profile
 from clip2gan.runtime import pick_device
 from clip2gan.stylegan2 import Discriminator
-from clip2gan.toy.faces import ToyFaces, sample_c
+from clip2gan.toy import world_module
 from clip2gan.viz import save_grid
 
 __all__ = ["TrainConfig", "Trainer", "ImageFolderDataset", "build_world", "main"]
@@ -135,7 +136,7 @@ class TrainConfig:
       (`SyntheticImages`). A departure from the paper, which trains on real images with image losses only.
     """
 
-    profile: str = option("toyfaces", "the world: toyfaces, ffhq, afhqcat, afhqdog or lsunchurch")
+    profile: str = option("toyfaces", "the world: toyfaces, toypets, ffhq, afhqcat, afhqdog or lsunchurch")
     out: str = option("", "run folder (default runs/<profile>-mapping)")
     data: str | None = option(None, "image folder to train on (the paper: CelebA-HQ)")
     synthetic_data: bool = option(False, "train on the generator's own samples (not the paper's setting)")
@@ -267,10 +268,12 @@ class ImageFolderDataset(torch.utils.data.Dataset):
 
 
 class ToyImages(torch.utils.data.Dataset):
-    """The toy world's training images (captions exist but are never used: training is text-free)."""
+    """The toy world's training images (captions exist but are never used: training is text-free).
 
-    def __init__(self, n: int, seed: int, resolution: int):
-        self.faces = ToyFaces(n, seed=seed, resolution=resolution)
+    world: the toy world (None: faces; 'pets', or a profile such as 'toypets'; 08_evaluation.ipynb)."""
+
+    def __init__(self, n: int, seed: int, resolution: int, world: Any = None):
+        self.faces = world_module(world).WorldDataset(n, seed=seed, resolution=resolution)
 
     def __len__(self) -> int:
         return len(self.faces)
@@ -318,7 +321,7 @@ def build_dataset(config: "TrainConfig", G: nn.Module) -> torch.utils.data.Datas
     if c.synthetic_data:
         return SyntheticImages(G, c.epoch_size, c.seed, c.profile)
     if get_profile(c.profile).toy_world:
-        return ToyImages(c.epoch_size, c.seed, res)
+        return ToyImages(c.epoch_size, c.seed, res, world=get_profile(c.profile))
     raise ValueError(f"profile {c.profile!r} needs --data DIR (e.g. CelebA-HQ images) or --synthetic-data")
 
 
@@ -347,9 +350,9 @@ def add_feature_bank(path: str | Path, n: int | None = None, device: str = "cpu"
 
 def conditioning_for(G: nn.Module, n: int, rng: np.random.Generator, profile: str) -> torch.Tensor:
     """c for a conditional generator: toy-world attribute one-hots sampled from the data
-    (`clip2gan.toy.faces.sample_c`), else zeros."""
+    (`clip2gan.toy.faces.sample_c`, or the profile's own world's), else zeros."""
     if get_profile(profile).toy_world:
-        c, _ = sample_c(n, rng)
+        c, _ = world_module(get_profile(profile)).sample_c(n, rng)
         if c.shape[1] == G.c_dim:
             return c
     return torch.zeros([n, G.c_dim])

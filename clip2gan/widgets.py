@@ -52,7 +52,9 @@ from clip2gan.edit import (
 )
 from clip2gan.images import MAX_PIXELS, ImageConversionWarning
 from clip2gan.model import CLIP2GAN
-from clip2gan.toy.faces import RESOLUTION, render_labeled_batch
+from clip2gan.profiles import PROFILES
+from clip2gan.toy import world_module
+from clip2gan.toy.faces import RESOLUTION
 from clip2gan.viz import to_uint8
 
 __all__ = ["EditingApp", "png_bytes", "BETA_RANGE", "EXTENDED_BETA_RANGE"]
@@ -71,15 +73,15 @@ def png_bytes(image: np.ndarray, upscale: int = 1) -> bytes:
     return buf.getvalue()
 
 
-def _toy_faces(n: int, seed: int, resolution: int) -> dict[str, torch.Tensor]:
-
+def _toy_faces(n: int, seed: int, resolution: int, profile: str = "toyfaces") -> dict[str, torch.Tensor]:
+    """Fresh renders of the model's toy world (faces unless its profile has another: 'toypets' → pets)."""
+    record = PROFILES.get(profile)
+    world = world_module(record if record is not None and record.world else None)
+    noun = "face" if world.NAME == "faces" else "pet"
     # rendered at the generator's resolution when that is small (no resize), else at the toy 32 px
-    images, _, attrs = render_labeled_batch(n, np.random.default_rng(seed), resolution if resolution <= 128 else RESOLUTION)
-    out = {}
-    for i, a in enumerate(attrs):
-        hair = "bald" if a["hair_length"] == "bald" else f"{a['hair_length']} {a['hair_color']} hair"
-        out[f"toy face {i} ({hair}, {a['expression'].replace('_', ' ')})"] = images[i]
-    return out
+    images, _, attrs = world.render_labeled_batch(n, np.random.default_rng(seed),
+                                                  resolution if resolution <= 128 else RESOLUTION)
+    return {f"toy {noun} {i} ({world.describe(a)})": images[i] for i, a in enumerate(attrs)}
 
 
 def _as_named(images: Any) -> dict[str, Any]:
@@ -113,7 +115,8 @@ class EditingApp:
         self.max_pixels = int(max_pixels)
         self.upscale = max(1, int(display_size) // int(model.resolution))
         self.n_redraws = 0
-        self._images: dict[str, Any] = _toy_faces(n_toy, seed, int(model.resolution)) if images is None else _as_named(images)
+        self._images: dict[str, Any] = (_toy_faces(n_toy, seed, int(model.resolution), str(getattr(model, "profile", "")))
+                                        if images is None else _as_named(images))
         if not self._images:
             raise ValueError("images is empty: give at least one image, or None for toy faces")
         self._encoded: dict[str, EncodedImages] = {}

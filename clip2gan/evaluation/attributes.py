@@ -11,6 +11,10 @@ Every image of the toy world comes from known attributes, so a classifier traine
   `feature_extractor_for(profile)` picks them or Inception's.
 * The edit vocabulary: `EDIT_PHRASES`, `edit_prompts`, and `prompt_targets` (the (attribute, value) an
   edit text asks for).
+
+Either toy world: the scores follow the classifier's world (`AttributeClassifier.world`; faces'
+bald rule is its `UNSCORED_WHEN` and `tied_attributes`), and the edit vocabulary takes `world`
+('pets' for `clip2gan.toy.pets`; `edit_phrases(world)`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import torch
 
 from clip2gan.evaluation.inception import inception_feature_extractor
 from clip2gan.profiles import get_profile
-from clip2gan.toy.faces import ATTRIBUTES, AttributeClassifier, caption_mentions, value_prompt
+from clip2gan.toy import world_for_attributes, world_module
+from clip2gan.toy.faces import AttributeClassifier
 
 __all__ = [
     "classifier_proba",
@@ -31,6 +36,7 @@ __all__ = [
     "toy_feature_extractor",
     "feature_extractor_for",
     "EDIT_PHRASES",
+    "edit_phrases",
     "edit_prompts",
     "prompt_targets",
 ]
@@ -41,6 +47,18 @@ def _predict(classifier: AttributeClassifier, images: Any) -> list[dict[str, Any
     if isinstance(images, list) and (not images or isinstance(images[0], dict)):
         return images
     return classifier.predict(_to_classifier_size(classifier, images))
+
+
+def _world_of(classifier: Any, preds: Sequence[dict[str, Any]] = ()):
+    """The toy world being scored: the classifier's, else the one whose attributes the predictions have, else faces."""
+    if getattr(classifier, "world", None) is not None:
+        return world_module(classifier.world)
+    if preds:
+        try:
+            return world_for_attributes(preds[0])
+        except ValueError:
+            pass
+    return world_module(None)
 
 
 def _to_classifier_size(classifier: AttributeClassifier, images: torch.Tensor) -> torch.Tensor:
@@ -74,6 +92,7 @@ def text_attribute_accuracy(classifier: AttributeClassifier, images: torch.Tenso
     preds = _predict(classifier, images)
     if len(preds) != len(mentioned):
         raise ValueError(f"{len(preds)} images but {len(mentioned)} mention dicts")
+    unscored_when = _world_of(classifier, preds).UNSCORED_WHEN
     hits: dict[str, list[bool]] = {}
     skipped = 0
     for pred, wanted in zip(preds, mentioned):
@@ -82,7 +101,8 @@ def text_attribute_accuracy(classifier: AttributeClassifier, images: torch.Tenso
                 continue
             if attr not in pred:
                 raise ValueError(f"unknown attribute {attr!r} in mentioned")
-            if attr == "hair_color" and pred.get("hair_length") == "bald":
+            rule = unscored_when.get(attr)
+            if rule is not None and pred.get(rule[0]) == rule[1]:
                 if bald_hair_color == "skip":
                     skipped += 1
                     continue
@@ -95,15 +115,6 @@ def text_attribute_accuracy(classifier: AttributeClassifier, images: torch.Tenso
         return accuracy
     return {"accuracy": accuracy, "per_attribute": {a: float(np.mean(v)) for a, v in hits.items()},
             "n_pairs": n_pairs, "n_skipped": skipped}
-
-
-def _implied(target_attr: str, target_value: str) -> set[str]:
-    """Attributes the toy world's bald constraint ties to the target (not scored for preservation)."""
-    if target_attr == "hair_length":
-        return {"hair_color", "bangs"}  # going bald drops colour and bangs; growing hair shows a colour
-    if target_attr in ("hair_color", "bangs"):
-        return {"hair_length"}  # a colour or bangs on a bald head needs hair
-    return set()
 
 
 def editing_scores(classifier: AttributeClassifier, before: torch.Tensor | list[dict[str, Any]],
@@ -124,21 +135,24 @@ def editing_scores(classifier: AttributeClassifier, before: torch.Tensor | list[
     pb, pa = _predict(classifier, before), _predict(classifier, after)
     if len(pb) != len(pa) or not pa:
         raise ValueError(f"before and after must be non-empty and paired, got {len(pb)} and {len(pa)}")
+    world = _world_of(classifier, pa)
+    attributes = world.ATTRIBUTES
     n = len(pa)
     attrs = [target_attr] * n if isinstance(target_attr, str) else list(target_attr)
     values = [target_value] * n if isinstance(target_value, str) else list(target_value)
     if len(attrs) != n or len(values) != n:
         raise ValueError(f"need one target per image ({n}), got {len(attrs)} attributes and {len(values)} values")
     for a, v in zip(attrs, values):
-        if a not in ATTRIBUTES or v not in ATTRIBUTES[a]:
-            raise ValueError(f"unknown target {a}={v!r}; attributes and values: {ATTRIBUTES}")
+        if a not in attributes or v not in attributes[a]:
+            raise ValueError(f"unknown target {a}={v!r}; attributes and values: {attributes}")
     hit = [p[a] == v for p, a, v in zip(pa, attrs, values)]
     kept: dict[str, list[bool]] = {}
-    for b, e, a, v in zip(pb, pa, attrs, values):
-        skip = {a} | _implied(a, v)
-        if b.get("hair_length") == "bald" or e.get("hair_length") == "bald":
-            skip.add("hair_color")
-        for name in ATTRIBUTES:
+    for b, e, a in zip(pb, pa, attrs):
+        skip = {a} | world.tied_attributes(a)
+        for attr, (other, value) in world.UNSCORED_WHEN.items():  # faces: no colour shown where either reads bald
+            if b.get(other) == value or e.get(other) == value:
+                skip.add(attr)
+        for name in attributes:
             if name not in skip:
                 kept.setdefault(name, []).append(b[name] == e[name])
     n_kept = sum(len(v) for v in kept.values())
@@ -182,50 +196,42 @@ def feature_extractor_for(profile: str, classifier: AttributeClassifier | None =
 # the toy edit vocabulary
 
 
-def _edit_phrases() -> dict[tuple[str, str], tuple[str, ...]]:
-    short = {
-        ("hair_length", "bald"): "bald", ("hair_length", "short"): "short hair", ("hair_length", "long"): "long hair",
-        ("bangs", "no"): "a bare forehead", ("bangs", "yes"): "with bangs",
-        ("expression", "neutral"): "a neutral expression", ("expression", "smiling"): "smiling",
-        ("expression", "open_mouth"): "an open mouth",
-        ("eyeglasses", "no"): "without glasses", ("eyeglasses", "yes"): "wearing eyeglasses",
-        ("beard", "no"): "clean-shaven", ("beard", "yes"): "with a beard",
-        ("hat", "no"): "bare-headed", ("hat", "yes"): "wearing a hat",
-        ("lipstick", "no"): "natural lips", ("lipstick", "yes"): "wearing lipstick",
-    }
-    short.update({("hair_color", v): f"{v} hair" for v in ATTRIBUTES["hair_color"]})
-    short.update({("skin", v): f"{v} skin" for v in ATTRIBUTES["skin"]})
-    short.update({("background", v): f"a {v} background" for v in ATTRIBUTES["background"]})
-    return {(a, v): (value_prompt(a, v), short[(a, v)]) for a, vs in ATTRIBUTES.items() for v in vs}
+def edit_phrases(world: Any = None) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(attribute, value) → (canonical prompt, bare phrase) of a toy world (None: faces; 08_evaluation.ipynb):
+    the world's `value_prompt` and `value_phrase`."""
+    module = world_module(world)
+    return {(a, v): (module.value_prompt(a, v), module.value_phrase(a, v)) for a, vs in module.ATTRIBUTES.items()
+            for v in vs}
 
 
-# (attribute, value) → (canonical prompt, bare phrase)
-EDIT_PHRASES: dict[tuple[str, str], tuple[str, ...]] = _edit_phrases()
+# (attribute, value) → (canonical prompt, bare phrase) of the faces
+EDIT_PHRASES: dict[tuple[str, str], tuple[str, ...]] = edit_phrases()
 
 
-def edit_prompts(style: str = "all") -> list[tuple[str, str, str]]:
+def edit_prompts(style: str = "all", world: Any = None) -> list[tuple[str, str, str]]:
     """The toy edit vocabulary as (text, attribute, value) (07_editing.ipynb, 08_evaluation.ipynb).
 
     Two phrasings per attribute value: the canonical sentence-frame prompt
     (`toyfaces.value_prompt`, "a person wearing eyeglasses"; style 'prompt') and a bare phrase
-    ("wearing eyeglasses"; style 'short'). style 'all' gives both.
+    ("wearing eyeglasses"; style 'short'). style 'all' gives both. world: None (faces) or 'pets'.
     """
     if style not in ("all", "prompt", "short"):
         raise ValueError(f"style must be 'all', 'prompt' or 'short', got {style!r}")
     pick = {"all": slice(None), "prompt": slice(0, 1), "short": slice(1, 2)}[style]
-    return [(text, a, v) for (a, v), texts in EDIT_PHRASES.items() for text in texts[pick]]
+    phrases = EDIT_PHRASES if world is None else edit_phrases(world)
+    return [(text, a, v) for (a, v), texts in phrases.items() for text in texts[pick]]
 
 
-def prompt_targets(text: str) -> tuple[str, str]:
+def prompt_targets(text: str, world: Any = None) -> tuple[str, str]:
     """The (attribute, value) an edit text asks for in the toy world (07_editing.ipynb).
 
     `prompt_targets("wearing eyeglasses") == ("eyeglasses", "yes")`; read with
-    `toyfaces.caption_mentions`, so every phrasing captions use works. A text that names no
-    attribute or several raises ValueError.
+    `toyfaces.caption_mentions` (world None; 'pets': the pets' own), so every phrasing captions use
+    works. A text that names no attribute or several raises ValueError.
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"an edit text must be a non-empty string, got {text!r}")
-    found = caption_mentions(text)
+    found = world_module(world).caption_mentions(text)
     if len(found) != 1:
         what = "no toy attribute" if not found else f"{len(found)} attributes ({found})"
         raise ValueError(f"edit text {text!r} names {what}; an edit must name exactly one")

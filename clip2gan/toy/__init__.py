@@ -20,13 +20,24 @@ world outwards:
 * `stylegan2_eval` — what judges and ships that generator: the bar (`evaluate`), the run's curve
   (`evaluate_run`, `plot_curve`), and `export_generator`.
 
+* `pets` — a second world, cartoon cat and dog heads (the paper's AFHQ experiment in kind; profile
+  `toypets`), with the same public names as `faces` (`WORLD_API`).
+
+Worlds: every network above reads either world. `world_module(x)` turns a world's short name
+('faces', 'pets'), a profile name or record ('toyfaces', 'toypets'; `Profile.world` names the module)
+or the module itself into the module; None is the default world, faces. Faces-only things (the
+identity net, the bald rule's special cases) stay in `faces` and `nets`; generic code asks the
+world (`UNSCORED_WHEN`, `flip_attribute`, `tied_attributes`) instead of naming attributes.
+
 The public names of `faces` and `nets` are re-exported here (`from clip2gan.toy import render,
 AttributeClassifier`); the other modules are imported by name (`from clip2gan.toy import clip`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from types import ModuleType
+from typing import Any, Iterable
 
 from clip2gan.toy.faces import (
     ATTRIBUTE_NAMES,
@@ -82,7 +93,75 @@ __all__ = [
     "ToyIdentityNet",
     "evaluate_classifier",
     "evaluate_identity",
+    "WORLDS",
+    "WORLD_API",
+    "world_module",
+    "world_profile",
+    "world_for_attributes",
 ]
+
+# The toy worlds by short name: the module that draws each.
+WORLDS: dict[str, str] = {"faces": "clip2gan.toy.faces", "pets": "clip2gan.toy.pets"}
+
+# The public names every world module has, with the same signatures (tests/test_pets.py checks them).
+WORLD_API: tuple[str, ...] = (
+    "NAME", "ATTRIBUTES", "ATTRIBUTE_NAMES", "RESOLUTION", "EVAL_SEED", "C_SLICES", "C_DIM", "UNSCORED_WHEN",
+    "MINIMAL_PAIR_WEIGHTS", "sample_attributes", "check_attributes", "flippable_attributes", "flip_attribute",
+    "tied_attributes", "describe", "render", "render_batch", "render_labeled_batch", "caption", "caption_mentions",
+    "value_prompt", "value_phrase", "attributes_to_labels", "labels_to_attributes", "attributes_to_c", "sample_c", "WorldDataset",
+    "check_images",
+)
+
+
+def world_module(world: Any = None) -> ModuleType:
+    """The module of a toy world (08_evaluation.ipynb).
+
+    world: None (faces, the default world), a short name ('faces', 'pets'), a module path
+    ('clip2gan.toy.pets'), a profile name or `Profile` whose `world` names one ('toypets'), or a world
+    module (returned as it is). A profile without a toy world (the paper's image-folder worlds) and an
+    unknown name raise ValueError.
+    """
+    if world is None:
+        world = "faces"
+    if isinstance(world, ModuleType):
+        if not hasattr(world, "ATTRIBUTES") or not hasattr(world, "render"):
+            raise ValueError(f"{world.__name__} is not a toy world module (no ATTRIBUTES / render)")
+        return world
+    from clip2gan.profiles import PROFILES, Profile  # deferred: profiles is a leaf module, kept import-light
+
+    if isinstance(world, Profile) or (isinstance(world, str) and world in PROFILES):
+        record = world if isinstance(world, Profile) else PROFILES[world]
+        if record.world is None:
+            raise ValueError(f"profile {record.name!r} has no toy world (its images come from {record.data})")
+        world = record.world
+    if isinstance(world, str):
+        path = WORLDS.get(world, world)
+        if path in WORLDS.values():
+            return importlib.import_module(path)
+    known = ", ".join([*WORLDS, *(n for n, p in PROFILES.items() if p.world)])
+    raise ValueError(f"unknown toy world {world!r}; known: {known}")
+
+
+def world_profile(world: Any = None):
+    """The profile record whose toy world is `world` (faces → 'toyfaces', pets → 'toypets') (08_evaluation.ipynb)."""
+    from clip2gan.profiles import PROFILES
+
+    module = world_module(world)
+    for record in PROFILES.values():
+        if record.world == module.__name__:
+            return record
+    raise ValueError(f"no profile has the toy world {module.__name__}")
+
+
+def world_for_attributes(names: Iterable[str]) -> ModuleType:
+    """The world whose attributes are exactly `names` (in any order): e.g. the keys of a classifier's
+    probabilities or a generator's label layout (`c_layout`) (08_evaluation.ipynb)."""
+    wanted = set(names)
+    for path in WORLDS.values():
+        module = importlib.import_module(path)
+        if set(module.ATTRIBUTES) == wanted:
+            return module
+    raise ValueError(f"no toy world has exactly the attributes {sorted(wanted)}")
 
 # The names from `nets` resolve on first use: the package never imports `nets` itself, so that
 # `python -m clip2gan.toy.nets` runs a module its package has not already loaded.

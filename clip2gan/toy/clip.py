@@ -50,6 +50,12 @@ model in float16 with its config (`save`).
 Evaluation (`evaluate`, `python -m clip2gan.toy.clip eval`): zero-shot accuracy per attribute on
 held-out renders (one prompt per value, `clip2gan.toy.faces.value_prompt`, argmax cosine; a bald face's hair
 colour is not scored) and caption → image top-1 retrieval among groups of 100.
+
+Worlds: the same recipe trains the CLIP of the toy-pets world (`--profile toypets`, `world="pets"`;
+08_evaluation.ipynb): batches, minimal pairs, the auxiliary heads and the evaluation come from the
+world's module (`clip2gan.toy.world_module`), and the saved file records its world (faces' files
+record none), so `evaluate` and `load` know which world a CLIP reads. The architecture keeps its
+open_clip name, `toyfaces-clip`, whichever world trains it.
 """
 
 from __future__ import annotations
@@ -75,17 +81,9 @@ from tqdm.auto import tqdm
 from clip2gan.checkpoint import load_optimizer_tensors, load_safetensors, optimizer_tensors, save_safetensors
 from clip2gan.cli import add_config_args, config_from_args, option
 from clip2gan.hub import DATA_DIR, resolve, write_manifest_entry
-from clip2gan.toy.faces import (
-    ATTRIBUTES,
-    EVAL_SEED,
-    RESOLUTION,
-    ToyFaces,
-    attributes_to_labels,
-    caption,
-    render,
-    sample_attributes,
-    value_prompt,
-)
+from clip2gan.profiles import get_profile
+from clip2gan.toy import world_module
+from clip2gan.toy.faces import EVAL_SEED, RESOLUTION
 
 __all__ = [
     "MODEL_NAME",
@@ -129,10 +127,6 @@ PREPROCESS_CFG: dict[str, Any] = {
 }
 
 _DATA_SALT = 0x7C11  # third entropy word of the training stream: no ToyFaces(seed, i) item collides with it
-_HARD_ATTRIBUTE_WEIGHTS = {  # which attribute a minimal pair flips: small features twice as often
-    "hair_color": 1.0, "hair_length": 1.0, "bangs": 2.0, "expression": 2.0, "eyeglasses": 2.0,
-    "beard": 2.0, "skin": 1.0, "hat": 2.0, "lipstick": 2.0, "background": 0.5,
-}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -269,40 +263,30 @@ def encode_texts(model: torch.nn.Module, tokenizer: Tokenizer, texts: Sequence[s
 # Training data: independent pairs plus minimal pairs (hard negatives)
 
 
-def flip_attribute(attrs: dict[str, Any], name: str, rng: np.random.Generator) -> dict[str, Any]:
+def flip_attribute(attrs: dict[str, Any], name: str, rng: np.random.Generator, world: Any = None) -> dict[str, Any]:
     """A copy of `attrs` with attribute `name` changed to another value, keeping the world's
-    constraints (bald → no hair colour, no bangs; un-balding draws a hair colour) (01_clip_embedding.ipynb).
+    constraints (faces: bald → no hair colour, no bangs; un-balding draws a hair colour) (01_clip_embedding.ipynb).
 
-    Flipping a bald face's `hair_color` or `bangs` is not possible: raises ValueError.
+    The world's own `flip_attribute` (`world`: None for faces). Flipping a bald face's `hair_color`
+    or `bangs` is not possible: raises ValueError.
     """
-    bald = attrs["hair_length"] == "bald"
-    if bald and name in ("hair_color", "bangs"):
-        raise ValueError(f"a bald face has no {name} to flip")
-    out = dict(attrs)
-    others = [v for v in ATTRIBUTES[name] if v != attrs[name]]
-    out[name] = others[int(rng.integers(len(others)))]
-    if name == "hair_length":
-        if out[name] == "bald":
-            out["hair_color"], out["bangs"] = None, "no"
-        elif bald:
-            colors = ATTRIBUTES["hair_color"]
-            out["hair_color"] = colors[int(rng.integers(len(colors)))]
-    return out
+    return world_module(world).flip_attribute(attrs, name, rng)
 
 
-def _minimal_pair(rng: np.random.Generator, resolution: int, tries: int = 30):
-    """Two faces differing in one attribute, same nuisance draws and wording, both captions stating it."""
-    a = sample_attributes(rng)
-    names = [n for n in ATTRIBUTES if not (a["hair_length"] == "bald" and n in ("hair_color", "bangs"))]
-    weights = np.array([_HARD_ATTRIBUTE_WEIGHTS.get(n, 1.0) for n in names])
+def _minimal_pair(rng: np.random.Generator, resolution: int, world: Any, tries: int = 30):
+    """Two renders differing in one attribute, same nuisance draws and wording, both captions stating it."""
+    a = world.sample_attributes(rng)
+    names = world.flippable_attributes(a)
+    weights = np.array([world.MINIMAL_PAIR_WEIGHTS.get(n, 1.0) for n in names])
     name = names[int(rng.choice(len(names), p=weights / weights.sum()))]
-    b = flip_attribute(a, name, rng)
+    b = world.flip_attribute(a, name, rng)
     image_seed = int(rng.integers(2**62))
-    images = [render(x, resolution, np.random.default_rng(image_seed)) for x in (a, b)]
+    images = [world.render(x, resolution, np.random.default_rng(image_seed)) for x in (a, b)]
     texts = None
     for _ in range(tries):
         caption_seed = int(rng.integers(2**62))
-        (ta, ma), (tb, mb) = (caption(x, np.random.default_rng(caption_seed), return_mentioned=True) for x in (a, b))
+        (ta, ma), (tb, mb) = (world.caption(x, np.random.default_rng(caption_seed), return_mentioned=True)
+                              for x in (a, b))
         texts = (ta, tb)
         if name in ma and name in mb:
             break
@@ -310,12 +294,14 @@ def _minimal_pair(rng: np.random.Generator, resolution: int, tries: int = 30):
 
 
 def make_batch(step: int, batch_size: int, seed: int = 0, hard_fraction: float = 0.5,
-               resolution: int | None = None) -> tuple[torch.Tensor, list[str], list[dict[str, Any]]]:
+               resolution: int | None = None, world: Any = None) -> tuple[torch.Tensor, list[str], list[dict[str, Any]]]:
     """Training batch `step` of the stream `seed`: `(images [B, 3, R, R] in [-1, 1], captions, attrs)` (01_clip_embedding.ipynb).
 
     Deterministic per `(seed, step)`. A fraction `hard_fraction` of the batch is minimal pairs
-    (adjacent items), the rest independent faces with `clip2gan.toy.faces.caption` captions.
+    (adjacent items), the rest independent renders with the world's captions
+    (`clip2gan.toy.faces.caption`; `world`: None for faces, 'pets' for `clip2gan.toy.pets`).
     """
+    world = world_module(world)
     resolution = resolution or RESOLUTION
     rng = np.random.default_rng([int(seed), int(step), _DATA_SALT])
     n_pairs = int(batch_size * hard_fraction) // 2
@@ -323,14 +309,14 @@ def make_batch(step: int, batch_size: int, seed: int = 0, hard_fraction: float =
     texts: list[str] = []
     attrs: list[dict[str, Any]] = []
     for _ in range(n_pairs):
-        im, tx, at = _minimal_pair(rng, resolution)
+        im, tx, at = _minimal_pair(rng, resolution, world)
         images += im
         texts += tx
         attrs += at
     for _ in range(batch_size - 2 * n_pairs):
-        a = sample_attributes(rng)
-        images.append(render(a, resolution, rng))
-        texts.append(caption(a, rng))
+        a = world.sample_attributes(rng)
+        images.append(world.render(a, resolution, rng))
+        texts.append(world.caption(a, rng))
         attrs.append(a)
     return torch.stack(images), texts, attrs
 
@@ -378,7 +364,8 @@ def save(model: torch.nn.Module, path: str | os.PathLike, config: dict[str, Any]
          **info: Any) -> Path:
     """Write `model`'s weights (float16 by default) and `{"model_cfg", "preprocess_cfg", ...info}` (01_clip_embedding.ipynb).
 
-    The file loads with `load(path)`; writes are atomic (`clip2gan.checkpoint`).
+    The file loads with `load(path)`; writes are atomic (`clip2gan.checkpoint`). `info` may hold
+    `world='pets'` (the world it was trained on; none means faces).
     """
     meta = {"format": "clip2gan.toy.clip/1", "open_clip_model": MODEL_NAME, "model_cfg": config,
             "preprocess_cfg": {k: list(v) if isinstance(v, tuple) else v
@@ -420,12 +407,13 @@ class _AttributeHeads(torch.nn.Module):
     only from captions through `ClipLoss`. The heads are not part of the exported CLIP.
     """
 
-    def __init__(self, embed_dim: int):
+    def __init__(self, embed_dim: int, world: Any = None):
         super().__init__()
-        self.heads = torch.nn.ModuleDict({a: torch.nn.Linear(embed_dim, len(v)) for a, v in ATTRIBUTES.items()})
+        self.world = world_module(world)
+        self.heads = torch.nn.ModuleDict({a: torch.nn.Linear(embed_dim, len(v)) for a, v in self.world.ATTRIBUTES.items()})
 
     def loss(self, image_features: torch.Tensor, attrs: Sequence[dict[str, Any]]) -> torch.Tensor:
-        labels = torch.stack([attributes_to_labels(a) for a in attrs]).to(image_features.device)  # [N, n_attr]
+        labels = torch.stack([self.world.attributes_to_labels(a) for a in attrs]).to(image_features.device)  # [N, n_attr]
         x = image_features * 10.0  # unit-norm features: a fixed scale so the heads need no large weights
         return sum(F.cross_entropy(head(x), labels[:, j], ignore_index=-1)
                    for j, head in enumerate(self.heads.values())) / len(self.heads)
@@ -457,6 +445,7 @@ def train(
     half: bool = True,
     max_seconds: float | None = None,
     log: Callable[[str], None] | None = None,
+    world: Any = None,
 ) -> dict[str, Any]:
     """Train the toy CLIP contrastively (open_clip `ClipLoss`) and write it to `out` (01_clip_embedding.ipynb).
 
@@ -467,6 +456,7 @@ def train(
     run can be resumed later); `out` is written only when all `steps` are done.
     Returns `{"step", "train_seconds", "loss" (mean of the last 50), "losses" (this call's, per step),
     "out" (None if stopped early), "metrics" (the last monitoring evaluation, if eval_every)}`.
+    world: the toy world of the captioned renders (None: faces; 'pets': `clip2gan.toy.pets`; 08_evaluation.ipynb).
     """
     from open_clip.loss import ClipLoss  # deferred: importing open_clip takes seconds
 
@@ -481,10 +471,13 @@ def train(
     warmup = int(warmup if warmup is not None else min(500, max(1, steps // 10)))
     hparams = {"batch_size": batch_size, "lr": lr, "seed": seed, "hard_fraction": hard_fraction,
                "warmup": warmup, "weight_decay": weight_decay, "grad_clip": grad_clip, "aux_weight": aux_weight}
+    world = world_module(world)
+    if world.NAME != "faces":  # faces' checkpoints record no world, as before worlds existed
+        hparams["world"] = world.NAME
 
     torch.manual_seed(seed)
     model = create_model(config)
-    aux = _AttributeHeads(int(config["embed_dim"]))  # trained only if aux_weight > 0; never exported
+    aux = _AttributeHeads(int(config["embed_dim"]), world)  # trained only if aux_weight > 0; never exported
     modules = {"model": model, "aux": aux}
     groups = _param_groups(model, weight_decay) + ([{"params": list(aux.parameters()), "weight_decay": 0.0}]
                                                    if aux_weight else [])
@@ -523,7 +516,7 @@ def train(
     try:
         while step < steps:
             t0 = time.time()
-            images, texts, attrs = make_batch(step, batch_size, seed, hard_fraction, resolution)
+            images, texts, attrs = make_batch(step, batch_size, seed, hard_fraction, resolution, world)
             tokens = tokenizer(texts)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, steps, lr, warmup)
@@ -548,7 +541,7 @@ def train(
                                       "train_seconds": round(train_seconds, 1)}
             if eval_every and (step % eval_every == 0 or step == steps):
                 model.eval()
-                metrics = evaluate(model, tokenizer, n=eval_n, seed=_EVAL_SEED_VAL)
+                metrics = evaluate(model, tokenizer, n=eval_n, seed=_EVAL_SEED_VAL, world=world)
                 model.train()
                 record["eval"] = metrics
                 log(f"step {step}: zero-shot min {metrics['zero_shot_min']:.3f} "
@@ -576,7 +569,8 @@ def train(
     if step >= steps:
         model.eval()
         save(model, out, config, half=half,
-             training={"steps": steps, **hparams, "train_seconds": round(train_seconds, 1)})
+             training={"steps": steps, **hparams, "train_seconds": round(train_seconds, 1)},
+             **({"world": world.NAME} if world.NAME != "faces" else {}))
         result["out"] = str(out)
     if metrics is not None:
         result["metrics"] = metrics
@@ -592,8 +586,11 @@ _EVAL_SEED_VAL = 1_000_033
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, tokenizer: Tokenizer | None = None, n: int = 1000, seed: int | None = None,
-             group_size: int = 100) -> dict[str, Any]:
+             group_size: int = 100, world: Any = None) -> dict[str, Any]:
     """Zero-shot accuracy per attribute and caption → image retrieval on `n` held-out renders (01_clip_embedding.ipynb).
+
+    world: the toy world of the renders and prompts (None: the one the loaded model records, else faces;
+    08_evaluation.ipynb).
 
     Zero-shot: one prompt per value (`clip2gan.toy.faces.value_prompt`), the value whose prompt has the
     highest cosine with the image wins; a bald face's hair colour is not scored. Retrieval: the
@@ -602,20 +599,22 @@ def evaluate(model: torch.nn.Module, tokenizer: Tokenizer | None = None, n: int 
     Returns `{"zero_shot": {attr: acc}, "zero_shot_min", "zero_shot_mean", "retrieval_top1", "n", "seed"}`.
     """
     seed = EVAL_SEED if seed is None else int(seed)
+    world = world_module(world if world is not None else getattr(model, "meta", {}).get("world"))
+    attributes = world.ATTRIBUTES
     if tokenizer is None:
         tokenizer = get_tokenizer(model_config(text_cfg={"context_length": int(model.context_length)}))
     was_training = model.training
     model.eval()
     try:
         size = getattr(model.visual, "preprocess_cfg", {}).get("size", PREPROCESS_CFG["size"])
-        data = ToyFaces(n, seed=seed, resolution=int(size if isinstance(size, int) else size[0]))
+        data = world.WorldDataset(n, seed=seed, resolution=int(size if isinstance(size, int) else size[0]))
         items = [data[i] for i in range(n)]
         images = torch.stack([it["image"] for it in items])
         labels = torch.stack([it["label"] for it in items])  # [n, n_attributes], -1: not scored
         image_features = encode_images(model, images)
         zero_shot: dict[str, float] = {}
-        for j, (name, values) in enumerate(ATTRIBUTES.items()):
-            text_features = encode_texts(model, tokenizer, [value_prompt(name, v) for v in values])
+        for j, (name, values) in enumerate(attributes.items()):
+            text_features = encode_texts(model, tokenizer, [world.value_prompt(name, v) for v in values])
             pred = (image_features @ text_features.T).argmax(dim=1)
             keep = labels[:, j] >= 0
             zero_shot[name] = float((pred[keep] == labels[keep, j]).float().mean()) if keep.any() else float("nan")
@@ -653,7 +652,7 @@ def _repo_relative(path: Path) -> str:
 class ClipTrainOptions:
     """The settings of `python -m clip2gan.toy.clip train` (01_clip_embedding.ipynb)."""
 
-    out: str = option(str(DATA_DIR / f"{MODEL_NAME}.safetensors"), "where the final float16 weights go (+ .json)")
+    out: str | None = option(None, "where the final float16 weights go (+ .json; none: data/<profile>-clip.safetensors)")
     run_dir: str | None = option(None, "checkpoint and log folder (none: runs/<out stem>)")
     steps: int = option(2000, "training steps (more than a resumed run had extends its cosine schedule)")
     batch_size: int = option(128, "caption-image pairs per step")
@@ -672,17 +671,20 @@ class ClipTrainOptions:
     manifest: str = option("auto", "evaluate and record in data/MANIFEST.json (auto: when --out is in data/)",
                            choices=("auto", "yes", "no"))
     progress: bool = option(True, "show a progress bar")
+    profile: str = option("toyfaces", "the toy world whose captioned renders train it", choices=("toyfaces", "toypets"))
 
 
 @dataclass
 class ClipEvalOptions:
     """The settings of `python -m clip2gan.toy.clip eval` (01_clip_embedding.ipynb)."""
 
-    weights: str = option(MODEL_NAME, "artefact name or .safetensors path")
+    weights: str | None = option(None, "artefact name or .safetensors path (none: <profile>-clip)")
     n: int = option(1000, "held-out renders")
     seed: int = option(EVAL_SEED, "seed of the held-out renders")
     threads: int = option(1, "torch CPU threads")
     json: str | None = option(None, "also write the metrics to this file")
+    profile: str = option("toyfaces", "the toy world (names the default weights; a file's own world wins)",
+                          choices=("toyfaces", "toypets"))
 
 
 def cmd_train(argv: Sequence[str] | None = None) -> int:
@@ -693,11 +695,13 @@ def cmd_train(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     opts = config_from_args(ClipTrainOptions, p.parse_args(argv))
     config = json.loads(Path(opts.config).read_text()) if opts.config else None
-    result = train(opts.out, steps=opts.steps, batch_size=opts.batch_size, lr=opts.lr, seed=opts.seed,
+    world = world_module(get_profile(opts.profile))
+    out_path = opts.out or str(DATA_DIR / f"{opts.profile}-clip.safetensors")
+    result = train(out_path, steps=opts.steps, batch_size=opts.batch_size, lr=opts.lr, seed=opts.seed,
                    resume=opts.resume, run_dir=opts.run_dir, config=config, hard_fraction=opts.hard_fraction,
                    aux_weight=opts.aux_weight, warmup=opts.warmup, weight_decay=opts.weight_decay,
                    ckpt_every=opts.ckpt_every, eval_every=opts.eval_every, threads=opts.threads,
-                   progress=opts.progress, max_seconds=opts.max_seconds)
+                   progress=opts.progress, max_seconds=opts.max_seconds, world=world)
     print(json.dumps({k: v for k, v in result.items() if k not in ("metrics", "losses")}))
     if result["out"] is None:
         return 0
@@ -705,7 +709,7 @@ def cmd_train(argv: Sequence[str] | None = None) -> int:
     record = opts.manifest == "yes" or (opts.manifest == "auto" and out.resolve().parent == DATA_DIR.resolve())
     if record:
         model, tokenizer = load(out)
-        metrics = evaluate(model, tokenizer, n=1000)
+        metrics = evaluate(model, tokenizer, n=1000, world=world)
         _print_metrics(metrics)
         command = "python -m clip2gan.toy.clip train " + shlex.join(argv)
         bar_met = metrics["zero_shot_min"] >= 0.9 and metrics["retrieval_top1"] >= 0.5  # the toy CLIP's bar
@@ -733,7 +737,7 @@ def cmd_eval(argv: Sequence[str] | None = None) -> int:
     add_config_args(p, ClipEvalOptions)
     opts = config_from_args(ClipEvalOptions, p.parse_args(list(argv) if argv is not None else None))
     torch.set_num_threads(opts.threads)
-    model, tokenizer = load(opts.weights)
+    model, tokenizer = load(opts.weights or f"{opts.profile}-clip")
     metrics = evaluate(model, tokenizer, n=opts.n, seed=opts.seed)
     _print_metrics(metrics)
     if opts.json:

@@ -60,6 +60,7 @@ import torch
 from PIL import Image, ImageDraw
 
 __all__ = [
+    "NAME",
     "ATTRIBUTES",
     "ATTRIBUTE_NAMES",
     "RESOLUTION",
@@ -73,6 +74,7 @@ __all__ = [
     "caption",
     "caption_mentions",
     "value_prompt",
+    "value_phrase",
     "attributes_to_labels",
     "labels_to_attributes",
     "C_SLICES",
@@ -82,8 +84,17 @@ __all__ = [
     "identity_labels",
     "N_IDENTITIES",
     "ToyFaces",
+    "WorldDataset",
     "check_images",
+    "UNSCORED_WHEN",
+    "MINIMAL_PAIR_WEIGHTS",
+    "flippable_attributes",
+    "flip_attribute",
+    "tied_attributes",
+    "describe",
 ]
+
+NAME = "faces"  # the world's short name (`clip2gan.toy.world_module("faces")`)
 
 ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "hair_color": ("black", "brown", "blond", "red", "gray"),
@@ -131,6 +142,62 @@ def sample_attributes(rng: np.random.Generator) -> dict[str, str | None]:
         attrs["hair_color"] = None
         attrs["bangs"] = "no"
     return attrs
+
+
+# What the world-generic code needs to know about the bald rule and the toy CLIP's minimal pairs.
+# Not scored when another attribute has a value ({attribute: (other, value)}): a bald head's hair colour.
+UNSCORED_WHEN: dict[str, tuple[str, str]] = {"hair_color": ("hair_length", "bald")}
+
+# Which attribute the toy CLIP's minimal pairs flip (relative weights): small features twice as often.
+MINIMAL_PAIR_WEIGHTS: dict[str, float] = {
+    "hair_color": 1.0, "hair_length": 1.0, "bangs": 2.0, "expression": 2.0, "eyeglasses": 2.0,
+    "beard": 2.0, "skin": 1.0, "hat": 2.0, "lipstick": 2.0, "background": 0.5,
+}
+
+
+def flippable_attributes(attrs: dict[str, Any]) -> list[str]:
+    """The attributes an edit or a minimal pair may change, and a caption may state: all but a bald
+    face's hair colour and bangs (00_setup.ipynb)."""
+    if attrs["hair_length"] == "bald":
+        return [a for a in ATTRIBUTES if a not in ("hair_color", "bangs")]
+    return list(ATTRIBUTES)
+
+
+def flip_attribute(attrs: dict[str, Any], name: str, rng: np.random.Generator) -> dict[str, Any]:
+    """A copy of `attrs` with attribute `name` changed to another value, keeping the world's
+    constraints (bald → no hair colour, no bangs; un-balding draws a hair colour) (01_clip_embedding.ipynb).
+
+    Flipping a bald face's `hair_color` or `bangs` is not possible: raises ValueError.
+    """
+    bald = attrs["hair_length"] == "bald"
+    if bald and name in ("hair_color", "bangs"):
+        raise ValueError(f"a bald face has no {name} to flip")
+    out = dict(attrs)
+    others = [v for v in ATTRIBUTES[name] if v != attrs[name]]
+    out[name] = others[int(rng.integers(len(others)))]
+    if name == "hair_length":
+        if out[name] == "bald":
+            out["hair_color"], out["bangs"] = None, "no"
+        elif bald:
+            colors = ATTRIBUTES["hair_color"]
+            out["hair_color"] = colors[int(rng.integers(len(colors)))]
+    return out
+
+
+def tied_attributes(target_attr: str) -> set[str]:
+    """Attributes the bald constraint ties to `target_attr`, which an edit of it may change too (not
+    scored for preservation; 08_evaluation.ipynb)."""
+    if target_attr == "hair_length":
+        return {"hair_color", "bangs"}  # going bald drops colour and bangs; growing hair shows a colour
+    if target_attr in ("hair_color", "bangs"):
+        return {"hair_length"}  # a colour or bangs on a bald head needs hair
+    return set()
+
+
+def describe(attrs: dict[str, Any]) -> str:
+    """A short label of a face for pickers and grids: 'long blond hair, smiling' (07_editing.ipynb)."""
+    hair = "bald" if attrs["hair_length"] == "bald" else f"{attrs['hair_length']} {attrs['hair_color']} hair"
+    return f"{hair}, {attrs['expression'].replace('_', ' ')}"
 
 
 def check_attributes(attrs: dict[str, Any]) -> None:
@@ -420,9 +487,7 @@ def _pick(rng: np.random.Generator, options: Sequence[Any]) -> Any:
 
 def _mentionable(attrs: dict[str, Any]) -> list[str]:
     """Attributes a caption may state: all but hair colour and bangs of a bald face."""
-    if attrs["hair_length"] == "bald":
-        return [a for a in ATTRIBUTES if a not in ("hair_color", "bangs")]
-    return list(ATTRIBUTES)
+    return flippable_attributes(attrs)
 
 
 def _join(items: Sequence[str]) -> str:
@@ -607,6 +672,30 @@ def value_prompt(attr: str, value: str) -> str:
     return _PROMPTS[attr][value]
 
 
+_SHORT_PHRASES: dict[tuple[str, str], str] = {
+    ("hair_length", "bald"): "bald", ("hair_length", "short"): "short hair", ("hair_length", "long"): "long hair",
+    ("bangs", "no"): "a bare forehead", ("bangs", "yes"): "with bangs",
+    ("expression", "neutral"): "a neutral expression", ("expression", "smiling"): "smiling",
+    ("expression", "open_mouth"): "an open mouth",
+    ("eyeglasses", "no"): "without glasses", ("eyeglasses", "yes"): "wearing eyeglasses",
+    ("beard", "no"): "clean-shaven", ("beard", "yes"): "with a beard",
+    ("hat", "no"): "bare-headed", ("hat", "yes"): "wearing a hat",
+    ("lipstick", "no"): "natural lips", ("lipstick", "yes"): "wearing lipstick",
+    **{("hair_color", v): f"{v} hair" for v in ATTRIBUTES["hair_color"]},
+    **{("skin", v): f"{v} skin" for v in ATTRIBUTES["skin"]},
+    **{("background", v): f"a {v} background" for v in ATTRIBUTES["background"]},
+}
+
+
+def value_phrase(attr: str, value: str) -> str:
+    """The bare phrase of an attribute value, an edit text without a subject (07_editing.ipynb).
+
+    `value_phrase("eyeglasses", "yes") == "wearing eyeglasses"`; `value_phrase("hair_color", "red") == "red hair"`.
+    """
+    value_prompt(attr, value)  # the same errors for unknown attributes and values
+    return _SHORT_PHRASES[(attr, value)]
+
+
 # ----------------------------------------------------------------------------------------------
 # Labels: attribute indices, the generator's conditioning vector c, identity classes
 
@@ -740,6 +829,9 @@ class ToyFaces(torch.utils.data.Dataset):
             "label": torch.stack([it["label"] for it in items]),
             "mentioned": torch.stack([it["mentioned"] for it in items]),
         }
+
+
+WorldDataset = ToyFaces  # the world-generic name of the dataset (`clip2gan.toy.pets.WorldDataset` is ToyPets)
 
 
 def render_labeled_batch(

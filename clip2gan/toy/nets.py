@@ -4,6 +4,8 @@ Both are small CNNs on 32 px renders of `clip2gan.toy.faces`, trained here on fr
 
 * `AttributeClassifier`: one head per attribute, the world's judge. It scores text→image accuracy,
   editing accuracy and sample quality, so it is an evaluation instrument only, never a training loss.
+  It reads either toy world: `AttributeClassifier(world="pets")` has the heads of `clip2gan.toy.pets`
+  (`--profile toypets` on the command line; 08_evaluation.ipynb).
 * `ToyIdentityNet`: the toy world's stand-in for ArcFace, unit-norm embeddings that agree for faces
   with equal identity attributes (`clip2gan.toy.faces.IDENTITY_ATTRIBUTES`); the identity loss L_id
   back-propagates through it.
@@ -16,6 +18,9 @@ held-out evaluation written beside them. Commands::
     python -m clip2gan.toy.nets train-identity --out data/toyfaces-identity.safetensors
     python -m clip2gan.toy.nets eval-classifier --weights toyfaces-classifier
     python -m clip2gan.toy.nets eval-identity --weights toyfaces-identity
+    python -m clip2gan.toy.nets train-classifier --profile toypets --out runs/pets/toypets-classifier.safetensors
+
+The identity net is the faces' only: the pets world has no identity loss (the paper drops L_id for AFHQ).
 """
 
 from __future__ import annotations
@@ -38,17 +43,17 @@ from tqdm.auto import tqdm
 from clip2gan.checkpoint import load_optimizer_tensors, load_safetensors, optimizer_tensors, save_safetensors
 from clip2gan.cli import add_config_args, config_from_args, option
 from clip2gan.hub import resolve, write_manifest_entry
+from clip2gan.profiles import get_profile
+from clip2gan.toy import world_module
 from clip2gan.toy.faces import (
     ATTRIBUTES,
     EVAL_SEED,
     IDENTITY_ATTRIBUTES,
     N_IDENTITIES,
     RESOLUTION,
-    ToyFaces,
     check_images,
     identity_labels,
     render,
-    render_labeled_batch,
     sample_attributes,
 )
 
@@ -146,13 +151,20 @@ class AttributeClassifier(_WorldNet):
     quality, so it must never be a training loss for the models it judges. Input: `[N, 3, 32, 32]`
     in [-1, 1]. Trained on renders with blur and noise augmentation so that slightly soft
     generator samples are still read (`python -m clip2gan.toy.nets train-classifier`).
+    world: the toy world it reads ('faces', 'pets' or anything `clip2gan.toy.world_module` takes;
+    08_evaluation.ipynb); `self.world` is its module, `self.attributes` its attribute schema.
     """
 
     artifact_name = "toyfaces-classifier"
 
-    def __init__(self, resolution: int = RESOLUTION, widths: Sequence[int] = (32, 64, 128, 256), feature_dim: int = 256):
+    def __init__(self, resolution: int = RESOLUTION, widths: Sequence[int] = (32, 64, 128, 256), feature_dim: int = 256,
+                 world: Any = None):
         super().__init__(resolution, widths, feature_dim)
-        self.heads = nn.ModuleDict({a: nn.Linear(feature_dim, len(v)) for a, v in ATTRIBUTES.items()})
+        self.world = world_module(world)
+        if self.world.NAME != "faces":  # the faces' files record no world, as before worlds existed
+            self.config["world"] = self.world.NAME
+        self.attributes: dict[str, tuple[str, ...]] = self.world.ATTRIBUTES
+        self.heads = nn.ModuleDict({a: nn.Linear(feature_dim, len(v)) for a, v in self.attributes.items()})
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits per attribute, `{name: [N, n_values]}` (no input validation: the training path)."""
@@ -162,18 +174,20 @@ class AttributeClassifier(_WorldNet):
     def predict_proba(self, images: torch.Tensor, batch_size: int = 512) -> dict[str, torch.Tensor]:
         """`{attribute: [N, n_values]}` probabilities, columns in `ATTRIBUTES` order."""
         outs = self._batched(images, lambda x: {a: z.softmax(-1).cpu() for a, z in self(x).items()}, batch_size)
-        return {a: torch.cat([o[a] for o in outs]) if outs else torch.empty(0, len(v)) for a, v in ATTRIBUTES.items()}
+        return {a: torch.cat([o[a] for o in outs]) if outs else torch.empty(0, len(v)) for a, v in self.attributes.items()}
 
     def predict(self, images: torch.Tensor, batch_size: int = 512) -> list[dict[str, str | None]]:
-        """The most likely attribute dict per image; a face read as bald gets `hair_color=None`."""
+        """The most likely attribute dict per image; an attribute the world does not score there is None
+        (a face read as bald gets `hair_color=None`: the world's `UNSCORED_WHEN`)."""
         proba = self.predict_proba(images, batch_size)
         idx = {a: p.argmax(-1).tolist() for a, p in proba.items()}
         n = len(next(iter(proba.values())))
         out = []
         for i in range(n):
-            d = {a: ATTRIBUTES[a][idx[a][i]] for a in ATTRIBUTES}
-            if d["hair_length"] == "bald":
-                d["hair_color"] = None
+            d: dict[str, str | None] = {a: self.attributes[a][idx[a][i]] for a in self.attributes}
+            for attr, (other, value) in self.world.UNSCORED_WHEN.items():
+                if d[other] == value:
+                    d[attr] = None
             out.append(d)
         return out
 
@@ -217,21 +231,24 @@ class ToyIdentityNet(_WorldNet):
 
 def evaluate_classifier(model: AttributeClassifier, n: int = 2000, seed: int = EVAL_SEED,
                         batch_size: int = 500) -> dict[str, float]:
-    """Per-attribute accuracy on `n` held-out renders `ToyFaces(n, seed)` (00_setup.ipynb).
+    """Per-attribute accuracy on `n` held-out renders of the classifier's world, e.g. `ToyFaces(n, seed)`
+    (00_setup.ipynb).
 
     Hair colour is scored on faces with hair only (a bald face has none).
     """
-    data = ToyFaces(n, seed=seed, resolution=model.resolution)
-    correct = torch.zeros(len(ATTRIBUTES))
-    count = torch.zeros(len(ATTRIBUTES))
+    world = model.world
+    attributes = world.ATTRIBUTES
+    data = world.WorldDataset(n, seed=seed, resolution=model.resolution)
+    correct = torch.zeros(len(attributes))
+    count = torch.zeros(len(attributes))
     for start in range(0, n, batch_size):
-        batch = ToyFaces.collate([data[i] for i in range(start, min(n, start + batch_size))])
+        batch = data.collate([data[i] for i in range(start, min(n, start + batch_size))])
         proba = model.predict_proba(batch["image"])
-        pred = torch.stack([proba[a].argmax(-1) for a in ATTRIBUTES], 1)
+        pred = torch.stack([proba[a].argmax(-1) for a in attributes], 1)
         valid = batch["label"] >= 0
         correct += ((pred == batch["label"]) & valid).sum(0).float()
         count += valid.sum(0).float()
-    return {a: round(float(c / max(k, 1)), 5) for a, c, k in zip(ATTRIBUTES, correct, count)}
+    return {a: round(float(c / max(k, 1)), 5) for a, c, k in zip(attributes, correct, count)}
 
 
 def _pick(rng: np.random.Generator, options: Sequence[Any]) -> Any:
@@ -291,7 +308,7 @@ _KINDS = ("classifier", "identity")
 class NetTrainOptions:
     """The settings of `python -m clip2gan.toy.nets train-classifier | train-identity` (00_setup.ipynb)."""
 
-    out: str | None = option(None, "weights to write, with a .json beside them (none: data/toyfaces-<kind>.safetensors)")
+    out: str | None = option(None, "weights to write, with a .json beside them (none: data/<profile>-<kind>.safetensors)")
     steps: int = option(1600, "training steps, each on a batch of fresh renders")
     batch: int = option(128, "renders per step")
     lr: float = option(2e-3, "peak Adam learning rate (linear warm-up, then cosine decay)")
@@ -304,16 +321,20 @@ class NetTrainOptions:
     eval_n: int = option(2000, "held-out renders for the final evaluation")
     fp32: bool = option(False, "store float32 weights instead of float16")
     manifest: bool = option(False, "record the result in data/MANIFEST.json")
+    profile: str = option("toyfaces", "the toy world whose renders train it (toypets: the classifier only)",
+                          choices=("toyfaces", "toypets"))
 
 
 @dataclass
 class NetEvalOptions:
     """The settings of `python -m clip2gan.toy.nets eval-classifier | eval-identity` (00_setup.ipynb)."""
 
-    weights: str | None = option(None, "artefact name or .safetensors path (none: toyfaces-<kind>)")
+    weights: str | None = option(None, "artefact name or .safetensors path (none: <profile>-<kind>)")
     n: int = option(2000, "held-out renders (identity: faces, each rendered three times)")
     seed: int = option(EVAL_SEED, "seed of the held-out renders")
     threads: int = option(1, "torch CPU threads")
+    profile: str = option("toyfaces", "the toy world (names the default weights; a file's own world wins)",
+                          choices=("toyfaces", "toypets"))
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -342,18 +363,25 @@ def train_network(kind: str, opts: NetTrainOptions) -> dict[str, Any]:
     """
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+    world = world_module(get_profile(opts.profile))
+    if kind == "identity" and world.NAME != "faces":
+        raise ValueError(f"the {opts.profile} world has no identity network: the identity loss is the faces' only "
+                         "(the paper drops L_id outside faces)")
+    attributes = world.ATTRIBUTES
     torch.set_num_threads(opts.threads)
-    out = Path(opts.out or f"data/toyfaces-{kind}.safetensors")
+    out = Path(opts.out or f"data/{opts.profile}-{kind}.safetensors")
     state_path = Path(opts.state) if opts.state else Path("runs") / out.stem / "train-state.safetensors"
     torch.manual_seed(opts.seed)  # initial weights; batches come from per-step generators below
-    model: _WorldNet = AttributeClassifier() if kind == "classifier" else ToyIdentityNet()
+    model: _WorldNet = AttributeClassifier(world=world) if kind == "classifier" else ToyIdentityNet()
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr, betas=(0.9, 0.999))
     step, seconds = 0, 0.0
     if opts.resume and state_path.is_file():
         tensors, cfg = load_safetensors(state_path)
-        if cfg.get("kind") != kind or cfg.get("steps") != opts.steps or cfg.get("batch") != opts.batch:
+        if cfg.get("kind") != kind or cfg.get("steps") != opts.steps or cfg.get("batch") != opts.batch \
+                or cfg.get("world", "faces") != world.NAME:
             raise SystemExit(f"{state_path} was written by another run ({cfg.get('kind')}, steps={cfg.get('steps')}, "
-                             f"batch={cfg.get('batch')}); delete it or use the same settings")
+                             f"batch={cfg.get('batch')}, world={cfg.get('world', 'faces')}); delete it or use the same "
+                             "settings")
         model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         load_optimizer_tensors(opt, tensors, "optimizer")
         step, seconds = int(cfg["step"]), float(cfg["train_seconds"])
@@ -361,8 +389,10 @@ def train_network(kind: str, opts: NetTrainOptions) -> dict[str, Any]:
 
     def save_state() -> None:
         tensors = {**{f"model.{k}": v for k, v in model.state_dict().items()}, **optimizer_tensors(opt, "optimizer")}
-        save_safetensors(tensors, state_path, {"kind": kind, "step": step, "steps": opts.steps, "batch": opts.batch,
-                                               "train_seconds": seconds}, write_json=False)
+        meta = {"kind": kind, "step": step, "steps": opts.steps, "batch": opts.batch, "train_seconds": seconds}
+        if world.NAME != "faces":
+            meta["world"] = world.NAME
+        save_safetensors(tensors, state_path, meta, write_json=False)
 
     warmup = min(200, opts.steps // 10)
 
@@ -379,13 +409,13 @@ def train_network(kind: str, opts: NetTrainOptions) -> dict[str, Any]:
         t0 = time.time()
         rng = np.random.default_rng([opts.seed, _STREAM_TAG[kind], step])
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        images, labels, attrs = render_labeled_batch(opts.batch, rng)
+        images, labels, attrs = world.render_labeled_batch(opts.batch, rng)
         images = _augment(images, gen)
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         if kind == "classifier":
             logits = model(images)
-            losses = [F.cross_entropy(logits[a], labels[:, j], ignore_index=-1) for j, a in enumerate(ATTRIBUTES)]
+            losses = [F.cross_entropy(logits[a], labels[:, j], ignore_index=-1) for j, a in enumerate(attributes)]
             loss = torch.stack(losses).sum()
         else:
             target = torch.tensor([identity_labels(a) for a in attrs])
@@ -417,6 +447,8 @@ def train_network(kind: str, opts: NetTrainOptions) -> dict[str, Any]:
         metrics = evaluate_identity(model, n=opts.eval_n)
     command = (f"python -m clip2gan.toy.nets train-{kind} --out {out} --steps {opts.steps} --batch {opts.batch} "
                f"--lr {opts.lr} --seed {opts.seed} --threads {opts.threads}")
+    if opts.profile != "toyfaces":
+        command += f" --profile {opts.profile}"
     config = {"class": type(model).__name__, "arch": model.config, "command": command,
               "train": {"steps": opts.steps, "batch": opts.batch, "lr": opts.lr, "seed": opts.seed,
                         "threads": opts.threads, "train_seconds": round(seconds, 1)},
@@ -457,7 +489,7 @@ def _eval_command(kind: str) -> Callable[[Sequence[str]], int]:
     def run(argv: Sequence[str]) -> int:
         opts = config_from_args(NetEvalOptions, _parser(f"eval-{kind}").parse_args(list(argv)))
         torch.set_num_threads(opts.threads)
-        weights = opts.weights or f"toyfaces-{kind}"
+        weights = opts.weights or f"{opts.profile}-{kind}"
         if kind == "classifier":
             metrics = evaluate_classifier(AttributeClassifier.from_pretrained(weights), n=opts.n, seed=opts.seed)
             width = max(map(len, metrics))

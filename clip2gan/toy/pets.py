@@ -65,6 +65,7 @@ __all__ = [
     "caption",
     "caption_mentions",
     "value_prompt",
+    "value_phrase",
     "attributes_to_labels",
     "labels_to_attributes",
     "C_SLICES",
@@ -597,6 +598,26 @@ def value_prompt(attr: str, value: str) -> str:
     if value not in _PROMPTS[attr]:
         raise ValueError(f"{attr} has no value {value!r}; expected one of {ATTRIBUTES[attr]}")
     return _PROMPTS[attr][value]
+
+
+_SHORT_PHRASES: dict[tuple[str, str], str] = {
+    ("species", "cat"): "a cat", ("species", "dog"): "a dog",
+    **{("fur", v): f"{v} fur" for v in ATTRIBUTES["fur"]},
+    ("pattern", "plain"): "plain fur", ("pattern", "striped"): "striped fur", ("pattern", "spotted"): "spotted fur",
+    **{("ears", v): f"{v} ears" for v in ATTRIBUTES["ears"]},
+    **{("eyes", v): f"{v} eyes" for v in ATTRIBUTES["eyes"]},
+    ("collar", "none"): "collarless", ("collar", "red"): "wearing a red collar", ("collar", "blue"): "wearing a blue collar",
+    **{("background", v): f"a {v} background" for v in ATTRIBUTES["background"]},
+}
+
+
+def value_phrase(attr: str, value: str) -> str:
+    """The bare phrase of an attribute value, an edit text without a subject (08_evaluation.ipynb).
+
+    `value_phrase("ears", "floppy") == "floppy ears"`; `value_phrase("collar", "none") == "collarless"`.
+    """
+    value_prompt(attr, value)  # the same errors for unknown attributes and values
+    return _SHORT_PHRASES[(attr, value)]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -12,6 +12,11 @@ classifier (`clip2gan.toy.nets.AttributeClassifier`), which reads back every att
 * `export_generator(G)`: the shipped file, in `clip2gan.stylegan2.save`'s format (so
   `clip2gan.stylegan2.load` reads it) plus the label layout, a tensor checksum and the
   training step; `device_history(run)`: which device trained which stretch, for the manifest.
+
+Either toy world (08_evaluation.ipynb): `evaluate(G, world="pets")` samples pets' labels and reads
+them with the pets classifier (`shipped_classifier("pets")`, the hub's `toypets-classifier`); the
+bald rule is the faces' `UNSCORED_WHEN`. An exported file of another world than faces records it
+(`world`), and `generator_world(meta)` reads it back (from `c_layout` for older files).
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from clip2gan import stylegan2
 from clip2gan.checkpoint import atomic_path, load_config, save_safetensors
 from clip2gan.evaluation.metrics import feature_statistics, frechet_distance
 from clip2gan.hub import DATA_DIR
-from clip2gan.toy.faces import ATTRIBUTES, EVAL_SEED, render_labeled_batch, sample_c
+from clip2gan.toy import world_for_attributes, world_module, world_profile
+from clip2gan.toy.faces import EVAL_SEED
 from clip2gan.toy.nets import AttributeClassifier
 
 __all__ = [
@@ -38,6 +44,7 @@ __all__ = [
     "DEFAULT_EXPORT",
     "export_generator",
     "shipped_classifier",
+    "generator_world",
     "confident_mask",
     "evaluate",
     "evaluate_run",
@@ -59,21 +66,24 @@ DEFAULT_EXPORT = DATA_DIR / "toyfaces-stylegan2.safetensors"
 
 
 def export_generator(G: torch.nn.Module, path: str | os.PathLike = DEFAULT_EXPORT, extra: dict[str, Any] | None = None,
-                     write_json: bool = True) -> Path:
+                     write_json: bool = True, world: Any = None) -> Path:
     """Write a generator alone, fp16, as safetensors + JSON config (00_setup.ipynb).
 
     The format is `clip2gan.stylegan2.save`'s (so `clip2gan.stylegan2.load` reads it): `class`,
     `init_kwargs` (the Generator's constructor arguments), plus the label layout `c_layout`
     (attribute -> values, the order of the one-hot blocks of c), a checksum of the tensors
     (`tensor_sha256`, verified on every load) and whatever `extra` holds (training step, kimg, CPU
-    time; read back with `clip2gan.checkpoint.load_config`).
+    time; read back with `clip2gan.checkpoint.load_config`). world: the toy world of the labels
+    (None: faces; another world is recorded as `world`).
     """
+    module = world_module(world)
     config = {
         "format": EXPORT_FORMAT,
         "version": 1,
         "class": "Generator",
         "init_kwargs": json.loads(json.dumps(G.init_kwargs)),
-        "c_layout": {name: list(values) for name, values in ATTRIBUTES.items()} if G.c_dim else None,
+        "c_layout": {name: list(values) for name, values in module.ATTRIBUTES.items()} if G.c_dim else None,
+        **({"world": module.NAME} if module.NAME != "faces" else {}),
         "dtype": "float16",
         **(extra or {}),
     }
@@ -84,53 +94,86 @@ def export_generator(G: torch.nn.Module, path: str | os.PathLike = DEFAULT_EXPOR
 # Evaluation: the bar
 
 
-_CLF: AttributeClassifier | None = None
+_CLF: dict[str, AttributeClassifier] = {}
 
 
-def shipped_classifier() -> AttributeClassifier:
-    """The shipped attribute classifier, loaded once (00_setup.ipynb)."""
-    global _CLF
-    if _CLF is None:
-        _CLF = AttributeClassifier.from_pretrained()
-    return _CLF
+def shipped_classifier(world: Any = None) -> AttributeClassifier:
+    """The shipped attribute classifier of a toy world (None: faces), loaded once (00_setup.ipynb).
+
+    The hub name is the world's profile's `classifier` ('toypets-classifier' for pets: a file trained
+    elsewhere is found through its variable, `CLIP2GAN_TOYPETS_CLASSIFIER=/path/to/file`).
+    """
+    module = world_module(world)
+    if module.NAME not in _CLF:
+        _CLF[module.NAME] = AttributeClassifier.from_pretrained(world_profile(module).classifier)
+    return _CLF[module.NAME]
+
+
+def generator_world(meta: dict[str, Any] | None):
+    """The toy world module of an exported generator or training checkpoint from its config: its `world`,
+    its `train_config`'s, or the attributes of its `c_layout`; faces when none says (08_evaluation.ipynb)."""
+    meta = meta or {}
+    name = meta.get("world") or (meta.get("train_config") or {}).get("world")
+    if name:
+        return world_module(name)
+    if meta.get("c_layout"):
+        return world_for_attributes(meta["c_layout"])
+    return world_module(None)
+
+
+def _world_of(classifier: Any, world: Any):
+    """The world to judge in: `world` if given, else the classifier's, else faces."""
+    if world is not None:
+        return world_module(world)
+    return world_module(getattr(classifier, "world", None))
 
 
 def _frechet(feat1: torch.Tensor, feat2: torch.Tensor) -> float:
     return frechet_distance(*feature_statistics(feat1), *feature_statistics(feat2))
 
 
-def _frequencies(proba: dict[str, torch.Tensor]) -> dict[str, list[float]]:
-    """Argmax frequency of each value; hair colour only over faces not read as bald."""
-    attributes = ATTRIBUTES
-    idx = {a: p.argmax(1) for a, p in proba.items()}
-    haired = idx["hair_length"] != attributes["hair_length"].index("bald")
+def _unscored(proba: dict[str, torch.Tensor], world) -> dict[str, torch.Tensor]:
+    """{attribute: [N] bool}: where the world does not score it (faces: hair colour where read bald)."""
     out = {}
-    for a, values in attributes.items():
-        sel = idx[a][haired] if a == "hair_color" else idx[a]
+    for attr, (other, value) in world.UNSCORED_WHEN.items():
+        out[attr] = proba[other].argmax(1) == world.ATTRIBUTES[other].index(value)
+    return out
+
+
+def _frequencies(proba: dict[str, torch.Tensor], world: Any = None) -> dict[str, list[float]]:
+    """Argmax frequency of each value; hair colour only over faces not read as bald."""
+    world = world_module(world) if world is not None else world_for_attributes(proba)
+    idx = {a: p.argmax(1) for a, p in proba.items()}
+    unscored = _unscored(proba, world)
+    out = {}
+    for a, values in world.ATTRIBUTES.items():
+        sel = idx[a][~unscored[a]] if a in unscored else idx[a]
         counts = torch.bincount(sel, minlength=len(values)).double()
         out[a] = (counts / max(len(sel), 1)).tolist()
     return out
 
 
-def confident_mask(proba: dict[str, torch.Tensor], threshold: float = 0.9) -> torch.Tensor:
+def confident_mask(proba: dict[str, torch.Tensor], threshold: float = 0.9, world: Any = None) -> torch.Tensor:
     """[N] bool: max probability ≥ threshold for every attribute (hair colour skipped where read bald): the
-    realism reading of the generator's bar and of the comparisons (00_setup.ipynb, 10_comparisons.ipynb)."""
-    attributes = ATTRIBUTES
-    bald = proba["hair_length"].argmax(1) == attributes["hair_length"].index("bald")
-    ok = torch.ones(len(bald), dtype=torch.bool)
+    realism reading of the generator's bar and of the comparisons (00_setup.ipynb, 10_comparisons.ipynb).
+
+    world: the toy world (None: the one whose attributes `proba` has; 08_evaluation.ipynb)."""
+    world = world_module(world) if world is not None else world_for_attributes(proba)
+    unscored = _unscored(proba, world)
+    ok = torch.ones(len(next(iter(proba.values()))), dtype=torch.bool)
     for a, p in proba.items():
         conf = p.max(1).values >= threshold
-        if a == "hair_color":
-            conf = conf | bald
+        if a in unscored:
+            conf = conf | unscored[a]
         ok &= conf
     return ok
 
 
 @torch.no_grad()
 def _sample(G: torch.nn.Module, n: int, seed: int, truncation_psi: float = 1.0,
-            batch: int = 250) -> tuple[torch.Tensor, list[dict[str, Any]]]:
+            batch: int = 250, world: Any = None) -> tuple[torch.Tensor, list[dict[str, Any]]]:
     rng = np.random.default_rng([seed, 11])
-    c, attrs = sample_c(n, rng)
+    c, attrs = world_module(world).sample_c(n, rng)
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(n, G.z_dim, generator=gen)
     dev = next(G.parameters()).device
@@ -144,19 +187,25 @@ def _sample(G: torch.nn.Module, n: int, seed: int, truncation_psi: float = 1.0,
 _DATA_CACHE: dict[tuple, Any] = {}
 
 
-def _data_reference(classifier: AttributeClassifier, n: int, seed: int) -> tuple[dict[str, list[float]], float, torch.Tensor]:
+def _data_reference(classifier: AttributeClassifier, n: int, seed: int,
+                    world: Any = None) -> tuple[dict[str, list[float]], float, torch.Tensor]:
     """Classifier reading of `n` held-out renders: (frequencies, confident fraction, features)."""
-    key = (id(classifier), n, seed)
+    world = world_module(world)
+    key = (id(classifier), n, seed, world.NAME)
     if key not in _DATA_CACHE:
-        images, _labels, _attrs = render_labeled_batch(n, np.random.default_rng([EVAL_SEED, seed]))
+        images, _labels, _attrs = world.render_labeled_batch(n, np.random.default_rng([EVAL_SEED, seed]))
         proba = classifier.predict_proba(images)
-        _DATA_CACHE[key] = (_frequencies(proba), float(confident_mask(proba).float().mean()), classifier.features(images))
+        _DATA_CACHE[key] = (_frequencies(proba, world), float(confident_mask(proba, world=world).float().mean()),
+                            classifier.features(images))
     return _DATA_CACHE[key]
 
 
 def evaluate(G: torch.nn.Module, n: int = 1000, seed: int = 0, truncation_psi: float = 1.0,
-             classifier: AttributeClassifier | None = None, n_fid: int = 2000) -> dict[str, Any]:
+             classifier: AttributeClassifier | None = None, n_fid: int = 2000, world: Any = None) -> dict[str, Any]:
     """The bar for a generator, read by the attribute classifier (00_setup.ipynb).
+
+    world: the toy world of G's labels (None: the classifier's, else faces; 08_evaluation.ipynb); the
+    classifier defaults to that world's shipped one.
 
     Samples `n` images at `truncation_psi` with labels c drawn from the data distribution and returns
     `confident` (fraction where every attribute's max probability is ≥ 0.9, hair colour not counted
@@ -166,18 +215,19 @@ def evaluate(G: torch.nn.Module, n: int = 1000, seed: int = 0, truncation_psi: f
     `cond_mean` = the mean over attributes) and
     `fid` (Fréchet distance in the classifier's feature space, `n_fid` samples vs `n_fid` renders).
     """
-    clf = classifier if classifier is not None else shipped_classifier()
+    module = _world_of(classifier, world)
+    clf = classifier if classifier is not None else shipped_classifier(module)
     was_training = G.training
     G.eval()
     try:
-        imgs, attrs = _sample(G, max(n, n_fid), seed, truncation_psi)
+        imgs, attrs = _sample(G, max(n, n_fid), seed, truncation_psi, world=module)
     finally:
         G.train(was_training)
     proba_all = clf.predict_proba(imgs)
     proba = {a: p[:n] for a, p in proba_all.items()}
-    attributes = ATTRIBUTES
-    data_freq, data_conf, data_feat = _data_reference(clf, max(n, n_fid), seed)
-    freq = _frequencies(proba)
+    attributes = module.ATTRIBUTES
+    data_freq, data_conf, data_feat = _data_reference(clf, max(n, n_fid), seed, module)
+    freq = _frequencies(proba, module)
     dev = {a: [100 * (f - d) for f, d in zip(freq[a], data_freq[a])] for a in attributes}
     worst_attr, worst = max(((a, max(abs(x) for x in v)) for a, v in dev.items()), key=lambda t: t[1])
     cond_acc, all_right = {}, torch.ones(n, dtype=torch.bool)
@@ -188,7 +238,7 @@ def evaluate(G: torch.nn.Module, n: int = 1000, seed: int = 0, truncation_psi: f
         right = (got == want) | ~mask
         cond_acc[a] = float(right[mask].float().mean()) if mask.any() else float("nan")
         all_right &= right
-    conf = confident_mask(proba)
+    conf = confident_mask(proba, world=module)
     fid = _frechet(clf.features(imgs[:n_fid]), data_feat[:n_fid]) if n_fid else float("nan")
     return {
         "n": n, "seed": seed, "truncation_psi": truncation_psi,
@@ -229,7 +279,7 @@ def evaluate_run(run_dir: str | os.PathLike = DEFAULT_RUN, n: int = 1000, seed: 
         if snap.name in done:
             continue
         meta = load_config(snap)
-        res = evaluate(stylegan2.load(snap), n=n, seed=seed)
+        res = evaluate(stylegan2.load(snap), n=n, seed=seed, world=generator_world(meta))
         rec = {"kind": "eval", "snapshot": snap.name, "step": meta.get("step"), "kimg": meta.get("nimg", 0) / 1000,
                "cpu_seconds": meta.get("cpu_seconds"), **res}
         with open(run_dir / "log.jsonl", "a") as f:

@@ -74,7 +74,8 @@ import torch.nn.functional as F
 
 from clip2gan.cli import option
 from clip2gan.stylegan2 import Discriminator, Generator
-from clip2gan.toy.faces import C_DIM, C_SLICES
+from clip2gan.toy import world_module
+from clip2gan.toy.faces import C_SLICES
 
 __all__ = ["GANTrainConfig", "build_networks", "generator_kwargs", "attribute_ce", "r1_penalty", "ema_beta", "update_ema",
            "lazy_adam"]
@@ -100,6 +101,8 @@ class GANTrainConfig:
     conditional: bool = option(True, "G and D conditioned on the attribute labels c (architecture)")
     mbstd_group: int = option(4, "group size of D's minibatch standard deviation (architecture)")
     d_architecture: str = option("resnet", "D's block type (architecture)", choices=("orig", "skip", "resnet"))
+    world: str = option("faces", "the toy world of the renders and of c's layout (architecture; --profile sets it)",
+                        choices=("faces", "pets"))
     # optimisation
     batch: int = option(16, "real images per step (and fakes per phase)")
     lr_G: float = option(0.0025, "Adam learning rate of G")
@@ -121,10 +124,14 @@ class GANTrainConfig:
     seed: int = option(0, "seed of the initial weights, the data stream and the grids")
 
     ARCH_FIELDS = ("resolution", "z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max",
-                   "conditional", "mbstd_group", "d_architecture")
+                   "conditional", "mbstd_group", "d_architecture", "world")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The fields as a dict; a faces run records no `world` (its records read as before worlds existed)."""
+        d = dataclasses.asdict(self)
+        if d["world"] == "faces":
+            del d["world"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GANTrainConfig:
@@ -133,7 +140,7 @@ class GANTrainConfig:
 
     @property
     def c_dim(self) -> int:
-        return C_DIM if self.conditional else 0
+        return world_module(self.world).C_DIM if self.conditional else 0
 
     @property
     def ema_kimg_effective(self) -> float:
@@ -160,10 +167,11 @@ def build_networks(cfg: GANTrainConfig) -> tuple[Generator, Discriminator]:
 # The recipe's pieces (each tested on its own)
 
 
-def attribute_ce(logits: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+def attribute_ce(logits: torch.Tensor, c: torch.Tensor, c_slices: dict[str, slice] | None = None) -> torch.Tensor:
     """Mean over attributes of the cross-entropy between `logits: [N, C_DIM]` (one block of scores per
-    attribute, at `clip2gan.toy.faces.C_SLICES`) and the one-hot labels `c: [N, C_DIM]`; rows whose
-    block is all zeros (a bald face's hair colour) are left out of that attribute's term (02_stylegan2_wplus.ipynb).
+    attribute, at `c_slices`, default `clip2gan.toy.faces.C_SLICES`; a world's own `C_SLICES` for
+    another world) and the one-hot labels `c: [N, C_DIM]`; rows whose block is all zeros (a bald
+    face's hair colour) are left out of that attribute's term (02_stylegan2_wplus.ipynb).
 
     The optional auxiliary term of the toy StyleGAN2 (`GANTrainConfig.d_aux_weight`): a linear head on
     the discriminator's features (`GANTrainConfig.d_aux_tap`) learns the attributes of *real* renders,
@@ -172,7 +180,7 @@ def attribute_ce(logits: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     score on real renders no more than chance (50 % against 67-79 % for lipstick, hair colour,
     glasses, skin), and G's expression ignored c entirely."""
     losses = []
-    for block_slice in C_SLICES.values():
+    for block_slice in (c_slices or C_SLICES).values():
         block = c[:, block_slice]
         has = block.sum(dim=1) > 0
         if bool(has.any()):

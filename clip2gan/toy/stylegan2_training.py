@@ -28,6 +28,11 @@ Commands::
     python -m clip2gan.toy.stylegan2_training --out runs/toyfaces-stylegan2 --resume     # train / continue
     python -m clip2gan.toy.stylegan2_training export --run runs/toyfaces-stylegan2       # -> data/toyfaces-stylegan2.safetensors
     python -m clip2gan.toy.stylegan2_training eval --run runs/toyfaces-stylegan2 --curve # bar on the snapshots
+    python -m clip2gan.toy.stylegan2_training --profile toypets --out runs/toypets-stylegan2 --resume  # the pets world
+
+Either toy world (08_evaluation.ipynb): `--profile toypets` (the config's `world`, fixed once a run
+exists) trains on pets' renders and labels and judges snapshots with the pets classifier; export
+and eval read the world from the run or the file.
 """
 
 from __future__ import annotations
@@ -64,9 +69,10 @@ from clip2gan.checkpoint import (
 )
 from clip2gan.cli import add_config_args, config_from_args, given_fields, option
 from clip2gan.hub import resolve, write_manifest_entry
+from clip2gan.profiles import get_profile
 from clip2gan.runtime import device_label
 from clip2gan.stylegan2 import Generator
-from clip2gan.toy.faces import C_DIM, attributes_to_c, render_batch, sample_attributes
+from clip2gan.toy import world_module
 from clip2gan.toy.stylegan2_eval import (
     DEFAULT_EXPORT,
     DEFAULT_RUN,
@@ -76,6 +82,7 @@ from clip2gan.toy.stylegan2_eval import (
     evaluate,
     evaluate_run,
     export_generator,
+    generator_world,
     plot_curve,
     read_log,
     shipped_classifier,
@@ -226,6 +233,7 @@ class GANTrainer:
 
     def _init_state(self) -> None:
         cfg = self.cfg
+        self.world = world_module(cfg.world)
         torch.manual_seed(cfg.seed)
         self.G, self.D = build_networks(cfg)
         self.G.to(self.device)
@@ -250,7 +258,7 @@ class GANTrainer:
         with torch.no_grad():  # one dry pass to size the head (deterministic: no random state is used)
             self.D(torch.zeros(1, 3, cfg.resolution, cfg.resolution, device=self.device),
                    torch.zeros(1, cfg.c_dim, device=self.device) if cfg.conditional else None)
-        self.aux = torch.nn.Linear(self._d_features.shape[1], C_DIM).to(self.device).requires_grad_(False)
+        self.aux = torch.nn.Linear(self._d_features.shape[1], self.world.C_DIM).to(self.device).requires_grad_(False)
         with torch.no_grad():
             gen = torch.Generator().manual_seed(cfg.seed + 11)
             self.aux.weight.copy_(torch.randn(self.aux.weight.shape, generator=gen) * 0.01)
@@ -265,14 +273,15 @@ class GANTrainer:
         torch.manual_seed(cfg.seed + 2)
         # Fixed grid inputs: GRID_ROWS attribute sets x GRID_COLS latents.
         grid_rng = np.random.default_rng([cfg.seed, 7])
-        self.grid_attrs = [sample_attributes(grid_rng) for _ in range(self.GRID_ROWS)]
+        self.grid_attrs = [self.world.sample_attributes(grid_rng) for _ in range(self.GRID_ROWS)]
         gen = torch.Generator().manual_seed(cfg.seed + 7)
         self.grid_z = torch.randn(self.GRID_ROWS * self.GRID_COLS, cfg.z_dim, generator=gen)
-        self.grid_c = attributes_to_c([a for a in self.grid_attrs for _ in range(self.GRID_COLS)])
+        self.grid_c = self.world.attributes_to_c([a for a in self.grid_attrs for _ in range(self.GRID_COLS)])
         reals = self.out_dir / "grids" / "reals.png"
         if not reals.exists():
             attrs = [a for a in self.grid_attrs for _ in range(self.GRID_COLS)]
-            save_grid(render_batch(attrs, np.random.default_rng([cfg.seed, 8]), cfg.resolution), reals, nrow=self.GRID_COLS)
+            save_grid(self.world.render_batch(attrs, np.random.default_rng([cfg.seed, 8]), cfg.resolution), reals,
+                      nrow=self.GRID_COLS)
 
     def _apply_noise_setting(self) -> None:
         # use_noise=False: noise strengths fixed at 0 in G and G_ema; their grads are dropped in
@@ -349,7 +358,7 @@ class GANTrainer:
         """G_ema (fp16) for the bar's curve: `snapshots/G_ema-<step>.safetensors` (kimg in its metadata)."""
         path = self.out_dir / "snapshots" / f"G_ema-{self.step:08d}.safetensors"
         export_generator(self.G_ema, path, extra={"step": self.step, "nimg": self.nimg,
-                                                   "cpu_seconds": self._cpu_now()}, write_json=False)
+                                                   "cpu_seconds": self._cpu_now()}, write_json=False, world=self.world)
         return path
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -368,18 +377,18 @@ class GANTrainer:
     # -- one training step ---------------------------------------------------------------------
 
     def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        attrs = [sample_attributes(self.data_rng) for _ in range(self.cfg.batch)]
-        img = render_batch(attrs, self.data_rng, self.cfg.resolution)
+        attrs = [self.world.sample_attributes(self.data_rng) for _ in range(self.cfg.batch)]
+        img = self.world.render_batch(attrs, self.data_rng, self.cfg.resolution)
         return img.to(self.device), self._c(attrs)
 
     def _c(self, attrs: list[dict[str, Any]]) -> torch.Tensor:
         if not self.cfg.conditional:
             return torch.zeros(len(attrs), 0, device=self.device)
-        return attributes_to_c(attrs).to(self.device)
+        return self.world.attributes_to_c(attrs).to(self.device)
 
     def _gen_inputs(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         z = torch.randn(n, self.cfg.z_dim).to(self.device)
-        return z, self._c([sample_attributes(self.data_rng) for _ in range(n)])
+        return z, self._c([self.world.sample_attributes(self.data_rng) for _ in range(n)])
 
     def run_G(self, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ws = self.G.mapping(z, c)
@@ -414,7 +423,7 @@ class GANTrainer:
         loss_G = F.softplus(-fake_logits).mean()
         loss = loss_G
         if cfg.d_aux_weight > 0:  # G: make the auxiliary head read the labels G was given
-            aux_G = attribute_ce(self.aux(self._d_features), gc)
+            aux_G = attribute_ce(self.aux(self._d_features), gc, self.world.C_SLICES)
             stats["aux_G"] = float(aux_G.detach())
             loss = loss + cfg.d_aux_weight * aux_G
         loss.backward()
@@ -454,7 +463,7 @@ class GANTrainer:
         if cfg.d_aux_weight > 0:  # D and the head: read the attributes of real renders
             self.aux.requires_grad_(True)
             self.opt_aux.zero_grad(set_to_none=True)
-            aux_D = attribute_ce(self.aux(self._d_features), real_c)
+            aux_D = attribute_ce(self.aux(self._d_features), real_c, self.world.C_SLICES)
             stats["aux_D"] = float(aux_D.detach())
             loss_D = loss_D + cfg.d_aux_weight * aux_D
         loss_D.backward()
@@ -584,7 +593,7 @@ class GANTrainer:
     def _eval_snapshot(self, snap: Path, n: int) -> None:
         """Evaluate a snapshot if the attribute classifier is available (else `eval --curve` does it later)."""
         try:
-            clf = shipped_classifier()
+            clf = shipped_classifier(self.world)
         except Exception as err:  # not trained yet: say so once
             if not getattr(self, "_warned_clf", False):
                 self.log({"kind": "event", "event": "no_classifier", "message": str(err)[:300]})
@@ -592,7 +601,7 @@ class GANTrainer:
             return
         with torch.random.fork_rng(devices=[]):
             G = stylegan2.load(snap)
-            res = evaluate(G, n=n, classifier=clf)
+            res = evaluate(G, n=n, classifier=clf, world=self.world)
         self.log({"kind": "eval", "snapshot": snap.name, "step": self.step, "kimg": self.nimg / 1000,
                   "cpu_seconds": self._cpu_now(), **res})
         try:
@@ -674,7 +683,9 @@ class GANRunOptions:
     """How `python -m clip2gan.toy.stylegan2_training [train]` runs (the run's own settings are
     `GANTrainConfig`'s flags) (00_setup.ipynb)."""
 
-    out: str = option(str(DEFAULT_RUN), "run folder (checkpoints, grids, snapshots, log.jsonl)")
+    out: str | None = option(None, "run folder (checkpoints, grids, snapshots, log.jsonl; none: runs/<profile>-stylegan2)")
+    profile: str | None = option(None, "the toy world: toyfaces or toypets (sets the run's world; none: the run's "
+                                 "own when resuming, else toyfaces)", choices=("toyfaces", "toypets"))
     resume: bool = option(False, "continue from the newest good checkpoint in --out")
     kimg: float | None = option(None, "total length of the run in thousands of real images")
     steps: int | None = option(None, "total length of the run in steps (instead of --kimg)")
@@ -741,7 +752,14 @@ def generator_from_checkpoint(tensors: dict[str, torch.Tensor], config: dict[str
 def _cmd_train(args: argparse.Namespace) -> int:
     opts = config_from_args(GANRunOptions, args)
     torch.set_num_threads(opts.threads)
-    trainer = GANTrainer(opts.out, resume=opts.resume, overrides=given_fields(GANTrainConfig, args), device=opts.device)
+    overrides = given_fields(GANTrainConfig, args)
+    if opts.profile is not None:
+        world = world_module(get_profile(opts.profile)).NAME
+        if overrides.get("world", world) != world:
+            raise SystemExit(f"--profile {opts.profile} and --world {overrides['world']} disagree: give one of them")
+        overrides["world"] = world
+    out = opts.out or f"runs/{opts.profile or 'toyfaces'}-stylegan2"
+    trainer = GANTrainer(out, resume=opts.resume, overrides=overrides, device=opts.device)
     trainer.run(steps=opts.steps, kimg=opts.kimg, minutes=opts.minutes, checkpoint_minutes=opts.checkpoint_minutes,
                 grid_every=opts.grid_every, snapshot_kimg=opts.snapshot_kimg, eval_snapshots=opts.eval_snapshots,
                 progress=opts.progress)
@@ -772,7 +790,8 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         source = {"from_checkpoint": path.name}
     extra = {"step": step, "kimg": nimg / 1000, "cpu_seconds": cpu_seconds,
              "train_config": config["train_config"], **source}
-    out = export_generator(G, opts.out, extra=extra)
+    world = generator_world(config)
+    out = export_generator(G, opts.out, extra=extra, world=world)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) from {next(iter(source.values()))}", flush=True)
     if opts.manifest:
         resumes = [{k: r.get(k) for k in ("time", "step", "changed")} for r in log
@@ -784,7 +803,7 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                                 "train_wall_seconds": wall_seconds, "kimg": nimg / 1000,
                                 "step": step, "train_config": config["train_config"], **source}
         try:
-            res = evaluate(stylegan2.load(out), n=1000, seed=0)
+            res = evaluate(stylegan2.load(out), n=1000, seed=0, world=world)
             info["metrics"] = {k: res[k] for k in ("confident", "confident_data", "freq_max_dev",
                                                    "freq_worst_attribute", "cond_all", "cond_mean", "cond_accuracy", "fid",
                                                    "bar_met")}
@@ -809,13 +828,15 @@ def _cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         path = resolve(opts.weights)
         meta = load_config(path)
         G, name, kimg = stylegan2.load(path), path.name, meta.get("kimg", meta.get("nimg", 0) / 1000)
+        world = generator_world(meta)
     else:
         found = latest_checkpoint(opts.run)
         if found is None:
             parser.error(f"{opts.run} has no checkpoint")
         path, tensors, config = found
         G, name, kimg = generator_from_checkpoint(tensors, config, "G_ema"), path.name, config["nimg"] / 1000
-    res = evaluate(G, n=opts.n, seed=opts.seed, truncation_psi=opts.truncation_psi)
+        world = generator_world(config)
+    res = evaluate(G, n=opts.n, seed=opts.seed, truncation_psi=opts.truncation_psi, world=world)
     print(bar_line({"snapshot": name, "kimg": kimg or 0, **res}))
     print(json.dumps({k: res[k] for k in ("cond_accuracy", "freq_dev")}, indent=1))
     return 0
