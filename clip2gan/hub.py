@@ -75,6 +75,8 @@ class Artifact:
     name: registry key (`resolve(name)`); filename: the file's name in `data/` or the cache;
     url: where `download` fetches it (None: cannot be downloaded automatically, `how` says how to
     get it); sha256: the expected digest (None: not recorded, not checked); size: bytes, if known.
+    train: for a file this project trains and has not shipped yet, the command that trains it (a
+    missing file then says "not trained yet: run ..."); needs: the artefacts that command needs.
     """
 
     name: str
@@ -86,6 +88,8 @@ class Artifact:
     description: str = ""
     how: str = ""
     shipped: bool = False
+    train: str = ""
+    needs: tuple[str, ...] = ()
 
     @property
     def env_var(self) -> str:
@@ -168,7 +172,32 @@ def _verify(path: Path, expected: str | None, artifact: Artifact | None) -> Path
     return path
 
 
+def _missing(name: str) -> bool:
+    try:
+        resolve(name, download=False)
+        return False
+    except (WeightsNotFound, ChecksumMismatch):
+        return True
+
+
+def _not_trained(artifact: Artifact, looked: list[Path]) -> WeightsNotFound:
+    """'X is not trained yet: run ...', with the same for every artefact it needs that is missing too."""
+    lines = [f"{artifact.name} is not trained yet: run {artifact.train}"]
+    if artifact.description:
+        lines.append(f"  What it is: {artifact.description}")
+    for need in artifact.needs:
+        other = ARTIFACTS.get(need)
+        if other is not None and _missing(need):
+            lines.append(f"  It needs {need}, not trained yet either: run {other.train or other.how}")
+    lines.append("  Looked in: " + ", ".join(str(p) for p in looked))
+    lines.append(f"  A file trained elsewhere (e.g. under runs/): point {artifact.env_var}=/path/to/{artifact.filename} "
+                 "at it, or place it in data/.")
+    return WeightsNotFound("\n".join(lines))
+
+
 def _not_found(artifact: Artifact, looked: list[Path]) -> WeightsNotFound:
+    if artifact.train and not artifact.url:
+        return _not_trained(artifact, looked)
     lines = [f"'{artifact.name}' ({artifact.filename}) is not available offline."]
     if artifact.description:
         lines.append(f"  What it is: {artifact.description}")
@@ -379,6 +408,25 @@ for _name, _what in [
 ]:
     register(Artifact(_name, f"{_name}.safetensors", description=f"{_what} ({_TOY})", licence="MIT",
                       shipped=True, how="it ships in data/; if it is missing, re-run the manifest's command"))
+
+# The second toy world (profile toypets): trained by this project like the faces' files, not shipped yet.
+_PETS = "trained by this project on procedural toy pets, clip2gan.toy.pets"
+_PETS_GAN_RUN = "runs/toypets-stylegan2"
+for _name, _what, _train, _needs in [
+    ("toypets-classifier", "the attribute classifier that scores the toy-pets world (evaluation only)",
+     "python -m clip2gan.toy.nets train-classifier --profile toypets", ()),
+    ("toypets-clip", "the small CLIP of the toy-pets world", "python -m clip2gan.toy.clip train --profile toypets", ()),
+    ("toypets-stylegan2", "the StyleGAN2 generator (G_ema) of the toy-pets world",
+     f"python -m clip2gan.toy.stylegan2_training --profile toypets --out {_PETS_GAN_RUN} --resume, then "
+     f"python -m clip2gan.toy.stylegan2_training export --run {_PETS_GAN_RUN} --out data/toypets-stylegan2.safetensors",
+     ("toypets-classifier",)),
+    ("toypets-mapping", "the CLIP2GAN mapping network trained on the toy-pets world",
+     "python -m clip2gan.train --profile toypets --out runs/toypets-mapping, then copy "
+     "runs/toypets-mapping/mapping.safetensors (and its .json) to data/toypets-mapping.safetensors",
+     ("toypets-clip", "toypets-stylegan2")),
+]:
+    register(Artifact(_name, f"{_name}.safetensors", description=f"{_what} ({_PETS})", licence="MIT", shipped=True,
+                      how=f"train it: {_train}", train=_train, needs=_needs))
 
 register(Artifact(
     "arcface-ir-se50", "model_ir_se50.pth",
