@@ -80,7 +80,15 @@ from clip2gan.checkpoint import atomic_write_text
 from clip2gan.evaluation.attributes import classifier_proba, text_attribute_accuracy, toy_feature_extractor
 from clip2gan.evaluation.comparison_report import plot_comparisons, sample_figures
 from clip2gan.evaluation.metrics import lpips_diversity, lpips_to_reference
-from clip2gan.evaluation.protocol import EvalData, edit_pairs, eval_data, fid_with_se, score_edits, zoom
+from clip2gan.evaluation.protocol import (
+    EvalData,
+    clip_feature_extractor,
+    edit_pairs,
+    eval_data,
+    fid_with_se,
+    score_edits,
+    zoom,
+)
 from clip2gan.evaluation.sweeps import run_seconds, train_variant, weights_record
 from clip2gan.identity import identity_net_for
 from clip2gan.model import CLIP2GAN
@@ -105,6 +113,8 @@ __all__ = [
     "g_sampler",
     "renders_sampler",
     "clip_feature_extractor",
+    "model_sampler",
+    "model_editor",
     "per_sample_reading",
     "generation_scores",
     "editing_scores",
@@ -276,18 +286,6 @@ def g_sampler(G: torch.nn.Module) -> Callable[..., torch.Tensor]:
 # scoring
 
 
-def clip_feature_extractor(clip: Any) -> Callable[[torch.Tensor], torch.Tensor]:
-    """images → the toy CLIP's image embeddings (unit norm): the second FID space (10_comparisons.ipynb).
-
-    Independent enough of the classifier: trained contrastively on captions, never on the attribute labels."""
-
-    @torch.no_grad()
-    def extract(images: torch.Tensor) -> torch.Tensor:
-        return clip.encode_image(images.to(clip.device)).float().cpu()
-
-    return extract
-
-
 def per_sample_reading(classifier: AttributeClassifier, images: torch.Tensor, mentioned: Sequence[Mapping[str, Any]]
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per image: (share of its stated attributes read, lowest per-attribute top probability, confident?)
@@ -428,14 +426,20 @@ def _model(world: Mapping[str, Any], mapping: str | Path, text_mean: torch.Tenso
     return model
 
 
-def _sampler(model: CLIP2GAN) -> Callable[..., torch.Tensor]:
+def model_sampler(model: CLIP2GAN, **generate_kwargs: Any) -> Callable[..., torch.Tensor]:
+    """`sample(captions, n_per_prompt, seed)` of a CLIP2GAN model, with `generate`'s other arguments fixed
+    (e.g. `truncation=ψ`) (10_comparisons.ipynb)."""
+
     def sample(captions: Sequence[str], n_per_prompt: int = 1, seed: int = 0) -> torch.Tensor:
-        return model.generate(list(captions), n_per_prompt=n_per_prompt, seed=seed)
+        return model.generate(list(captions), n_per_prompt=n_per_prompt, seed=seed, **generate_kwargs)
 
     return sample
 
 
-def _editor(model: CLIP2GAN, mode: str) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+def model_editor(model: CLIP2GAN, mode: str) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    """`edit(images, texts, beta, seed) -> (reconstructions, edits)` of a CLIP2GAN model in w+ with edit `mode`
+    (10_comparisons.ipynb)."""
+
     def edit(images: torch.Tensor, texts: Sequence[str], beta: float = 1.0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         return edit_pairs(model, images, texts, space="wplus", mode=mode, beta=beta)
 
@@ -569,7 +573,7 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
                                      **{LEVEL_FIELDS[kind]: level})
             trained = train_variant(config, world, dataset(config), progress)
             model = _model(world, trained["mapping"], text_mean=text_mean if kind == "c3" else None)
-            acc = validation_accuracy(_sampler(model), classifier, size.n_validation, res, seed)
+            acc = validation_accuracy(model_sampler(model), classifier, size.n_validation, res, seed)
             curves[kind][level] = acc
             log(f"[{size.name}] select {kind} {LEVEL_FIELDS[kind]}={level:g}: validation text → image {acc:.3f}")
     chosen = {kind: select_level(curve) for kind, curve in curves.items()}
@@ -645,10 +649,11 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
         paper = _model(world, m["mapping"], method="paper")
         bridged = _model(world, m["mapping"], method="bridged")
         shifted = _model(world, m["mapping"], text_mean=text_mean, text_correction="recentre", edit_mode="paper")
-        samplers = {"paper": _sampler(paper), "bridged": _sampler(bridged), "mean_shift": _sampler(shifted)}
+        samplers = {"paper": model_sampler(paper), "bridged": model_sampler(bridged), "mean_shift": model_sampler(shifted)}
         seconds = {"paper": m["train_seconds"], "bridged": m["train_seconds"], "mean_shift": m["train_seconds"]}
         for kind in (k for k in ("c3", "lafite") if want(k)):
-            samplers[kind] = _sampler(_model(world, trained[kind][i]["mapping"], text_mean=text_mean if kind == "c3" else None))
+            other = _model(world, trained[kind][i]["mapping"], text_mean=text_mean if kind == "c3" else None)
+            samplers[kind] = model_sampler(other)
             seconds[kind] = trained[kind][i]["train_seconds"]
         if want("clip2latent"):
             prior, seconds["clip2latent"] = _clip2latent(size, world, work / f"clip2latent-s{s}", s, progress)
@@ -657,9 +662,9 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
             add_generation(name, s, sample, seconds[name])
         for name in (n for n in RERANKED if n in samplers):
             add_generation(f"{name}+rerank", s, _reranked(samplers[name], world["clip"], size.rerank), seconds[name])
-        add_editing("paper", s, _editor(paper, "paper"), m["train_seconds"])
-        add_editing("bridged", s, _editor(bridged, "neighbours"), m["train_seconds"])
-        add_editing("directional", s, _editor(paper, "directional"), m["train_seconds"])
+        add_editing("paper", s, model_editor(paper, "paper"), m["train_seconds"])
+        add_editing("bridged", s, model_editor(bridged, "neighbours"), m["train_seconds"])
+        add_editing("directional", s, model_editor(paper, "directional"), m["train_seconds"])
         editor = None
         if want("deltaedit"):
             editor, delta_seconds = _deltaedit(size, bridged, m["mapping"], work / f"deltaedit-s{s}", s, progress)
@@ -669,8 +674,8 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
             add_generation("styleclip", None, styleclip.generate)
             add_editing("styleclip", None, styleclip.edit_pairs)
             shown = {**samplers, "styleclip": styleclip.generate}
-            shown_edits = {"paper": _editor(paper, "paper"), "bridged": _editor(bridged, "neighbours"),
-                           "directional": _editor(paper, "directional"), "styleclip": styleclip.edit_pairs}
+            shown_edits = {"paper": model_editor(paper, "paper"), "bridged": model_editor(bridged, "neighbours"),
+                           "directional": model_editor(paper, "directional"), "styleclip": styleclip.edit_pairs}
             if editor is not None:
                 shown_edits["deltaedit"] = editor.edit_pairs
 

@@ -21,7 +21,9 @@ Metrics (`evaluate`; the CSV columns of `clip2gan.evaluation.tables.COLUMNS`):
 * generation, on `n_captions` held-out captions, one sample each with the default test-time noise
   (`clip2gan.generate`): `fid` — Fréchet distance between the generated images and the captions' own
   renders in the toy classifier's features (`attributes.toy_feature_extractor`; not comparable with
-  Inception FIDs), `fid_se` its bootstrap standard error (`fid_with_se`); `lpips_ref` — mean LPIPS
+  Inception FIDs), `fid_se` its bootstrap standard error (`fid_with_se`); `fid_clip` (± `fid_clip_se`)
+  the same in the toy CLIP image tower's features (`clip_feature_extractor`: a second space, from a
+  network trained on captions and never on the attribute labels the classifier learnt); `lpips_ref` — mean LPIPS
   between each sample and its caption's render (the paper's "distance between generated and real
   images"; the caption states only some attributes, so it is a loose measure); `text_acc` — the
   fraction of (caption, stated attribute) pairs the classifier reads in the sample
@@ -74,6 +76,7 @@ __all__ = [
     "zoom",
     "edit_pairs",
     "fid_with_se",
+    "clip_feature_extractor",
     "EditScores",
     "score_edits",
     "edit_scores",
@@ -222,6 +225,18 @@ def fid_with_se(real: torch.Tensor, fake: torch.Tensor, extractor: Callable[[tor
     return value, float(np.std(boots, ddof=1))
 
 
+def clip_feature_extractor(clip: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """images → the toy CLIP's image embeddings (unit norm): the second FID space (08_evaluation.ipynb).
+
+    Independent enough of the classifier: trained contrastively on captions, never on the attribute labels."""
+
+    @torch.no_grad()
+    def extract(images: torch.Tensor) -> torch.Tensor:
+        return clip.encode_image(images.to(clip.device)).float().cpu()
+
+    return extract
+
+
 # -------------------------------------------------------------------------------------------------
 # editing scores
 
@@ -284,6 +299,7 @@ def evaluate(model: CLIP2GAN, data: EvalData, classifier: AttributeClassifier, l
     if "generation" in groups:
         fake = model.generate(data.captions, n_per_prompt=1, seed=seed)
         out["fid"], out["fid_se"] = fid_with_se(data.images, fake, extract, seed=seed)
+        out["fid_clip"], out["fid_clip_se"] = fid_with_se(data.images, fake, clip_feature_extractor(model.clip), seed=seed)
         out["lpips_ref"] = lpips_to_reference(fake, data.images, lpips, progress=progress)
         acc = text_attribute_accuracy(classifier, fake, data.mentioned, details=True)
         out["text_acc"], out["text_pairs"] = acc["accuracy"], acc["n_pairs"]

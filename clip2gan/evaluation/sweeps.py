@@ -151,7 +151,7 @@ def run_seconds(run: Path) -> float | None:
 
 #: the settings that make two finished runs the same run (a finished run is reused only when they all agree)
 SAME_RUN_KEYS = ("layers", "adv", "div", "epochs", "epoch_size", "batch_size", "seed", "max_steps", "inputs", "c3_sigma",
-                 "lafite_xi")
+                 "lafite_xi", "synthetic_data", "latent_d", "delta_reg", "delta_progressive", "free_rows", "latent_loss")
 
 
 def train_variant(config: TrainConfig, world: dict[str, Any], dataset: torch.utils.data.Dataset | None = None,

@@ -29,6 +29,7 @@ COLUMNS = [
     "steps", "train_seconds", "eval_seconds",
     "fid", "fid_se", "lpips_ref", "lpips_div", "text_acc", "text_pairs", "rec_match",
     "edit_acc", "edit_acc_beta0", "edit_pres", "edit_fid", "edit_fid_se", "edit_lpips", "edit_n",
+    "fid_clip", "fid_clip_se",
 ]
 
 
