@@ -418,7 +418,7 @@ for _name, _what, _train, _needs in [
     ("toypets-clip", "the small CLIP of the toy-pets world", "python -m clip2gan.toy.clip train --profile toypets", ()),
     ("toypets-stylegan2", "the StyleGAN2 generator (G_ema) of the toy-pets world",
      f"python -m clip2gan.toy.stylegan2_training --profile toypets --out {_PETS_GAN_RUN} --resume, then "
-     f"python -m clip2gan.toy.stylegan2_training export --run {_PETS_GAN_RUN} --out data/toypets-stylegan2.safetensors",
+     f"python -m clip2gan.toy.stylegan2_training export --profile toypets --run {_PETS_GAN_RUN}",
      ("toypets-classifier",)),
     ("toypets-mapping", "the CLIP2GAN mapping network trained on the toy-pets world",
      "python -m clip2gan.train --profile toypets --out runs/toypets-mapping, then copy "

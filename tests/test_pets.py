@@ -248,7 +248,10 @@ def test_pets_world_trains_and_loads_as_a_whole(empty_hub, tmp_path):
               "--grid-every", "0", "--no-progress"])  # resumes the pets run
     with pytest.raises(ValueError, match="architecture"):  # a pets run cannot become a faces run
         gan_main(["--profile", "toyfaces", "--out", str(run), "--resume", "--steps", "4", "--no-progress"])
-    gan_main(["export", "--run", str(run), "--out", str(empty_hub / "toypets-stylegan2.safetensors")])
+    with pytest.raises(SystemExit):  # --profile names the world the run must have
+        gan_main(["eval", "--profile", "toyfaces", "--run", str(run), "--n", "4"])
+    gan_main(["export", "--profile", "toypets", "--run", str(run),
+              "--out", str(empty_hub / "toypets-stylegan2.safetensors")])
     meta = load_config(empty_hub / "toypets-stylegan2.safetensors")
     assert meta["world"] == "pets" and set(meta["c_layout"]) == set(pets.ATTRIBUTES) and meta["step"] == 3
     assert generator_world(meta) is pets and generator_world({}) is faces

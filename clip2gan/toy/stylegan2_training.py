@@ -72,7 +72,7 @@ from clip2gan.hub import resolve, write_manifest_entry
 from clip2gan.profiles import get_profile
 from clip2gan.runtime import device_label
 from clip2gan.stylegan2 import Generator
-from clip2gan.toy import world_module
+from clip2gan.toy import world_module, world_profile
 from clip2gan.toy.stylegan2_eval import (
     DEFAULT_EXPORT,
     DEFAULT_RUN,
@@ -704,8 +704,11 @@ class GANRunOptions:
 class GANExportOptions:
     """The settings of `python -m clip2gan.toy.stylegan2_training export` (00_setup.ipynb)."""
 
-    run: str = option(str(DEFAULT_RUN), "the run folder to export from")
-    out: str = option(str(DEFAULT_EXPORT), "the generator file to write (fp16 safetensors, a .json beside it)")
+    run: str | None = option(None, "the run folder to export from (none: runs/<profile>-stylegan2)")
+    out: str | None = option(None, "the generator file to write (fp16 safetensors, a .json beside it; none: "
+                             "data/<profile>-stylegan2.safetensors)")
+    profile: str | None = option(None, "the toy world, toyfaces or toypets: names the defaults and must be the run's "
+                                 "(none: toyfaces)", choices=("toyfaces", "toypets"))
     manifest: bool = option(False, "also evaluate the written file and record it in data/MANIFEST.json")
     command: str | None = option(None, "the training command to record in the manifest")
     history: str | None = option(None, "how the run got here (changes made on resume), for the manifest")
@@ -717,7 +720,9 @@ class GANExportOptions:
 class GANEvalOptions:
     """The settings of `python -m clip2gan.toy.stylegan2_training eval` (00_setup.ipynb)."""
 
-    run: str = option(str(DEFAULT_RUN), "the run whose newest checkpoint is evaluated")
+    run: str | None = option(None, "the run whose newest checkpoint is evaluated (none: runs/<profile>-stylegan2)")
+    profile: str | None = option(None, "the toy world, toyfaces or toypets: names the default run and must be the "
+                                 "run's or file's (none: toyfaces)", choices=("toyfaces", "toypets"))
     weights: str | None = option(None, "an exported generator (path or hub name) instead of the run's newest checkpoint")
     curve: bool = option(False, "evaluate every snapshot of the run not yet evaluated, then plot the curve")
     n: int = option(1000, "samples to judge")
@@ -766,8 +771,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_run_defaults(opts: Any) -> Any:
+    """`--run` (and export's `--out`) from `--profile` where not given: the faces' paths for toyfaces."""
+    profile = opts.profile or "toyfaces"
+    run = opts.run or (str(DEFAULT_RUN) if profile == "toyfaces" else f"runs/{profile}-stylegan2")
+    changes: dict[str, Any] = {"run": run}
+    if hasattr(opts, "out"):
+        changes["out"] = opts.out or (str(DEFAULT_EXPORT) if profile == "toyfaces"
+                                      else str(DEFAULT_EXPORT.parent / f"{profile}-stylegan2.safetensors"))
+    return dataclasses.replace(opts, **changes)
+
+
+def _check_world(opts: Any, world: Any, parser: argparse.ArgumentParser, what: str) -> None:
+    """A `--profile` given must name the world of the run or file (a faces G judged as pets reads nonsense)."""
+    if opts.profile is not None and world_module(get_profile(opts.profile)) is not world:
+        parser.error(f"{what} is a {world.NAME} generator, not one of --profile {opts.profile}")
+
+
 def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    opts = config_from_args(GANExportOptions, args)
+    opts = _with_run_defaults(config_from_args(GANExportOptions, args))
     found = latest_checkpoint(opts.run)
     if found is None:
         parser.error(f"{opts.run} has no checkpoint to export")
@@ -791,6 +813,7 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     extra = {"step": step, "kimg": nimg / 1000, "cpu_seconds": cpu_seconds,
              "train_config": config["train_config"], **source}
     world = generator_world(config)
+    _check_world(opts, world, parser, opts.run)
     out = export_generator(G, opts.out, extra=extra, world=world)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) from {next(iter(source.values()))}", flush=True)
     if opts.manifest:
@@ -810,14 +833,15 @@ def _cmd_export(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             print(bar_line({"snapshot": out.name, "kimg": nimg / 1000, **res}), flush=True)
         except Exception as err:  # the classifier may not exist yet
             info["metrics"] = f"not measured: {err}"
-        command = opts.command or (f"python -m clip2gan.toy.stylegan2_training --out {opts.run} --resume && "
-                                   f"python -m clip2gan.toy.stylegan2_training export --run {opts.run}")
+        profile = "" if world.NAME == "faces" else f" --profile {world_profile(world).name}"
+        command = opts.command or (f"python -m clip2gan.toy.stylegan2_training{profile} --out {opts.run} --resume && "
+                                   f"python -m clip2gan.toy.stylegan2_training export{profile} --run {opts.run}")
         write_manifest_entry(out, command, **info)
     return 0
 
 
 def _cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    opts = config_from_args(GANEvalOptions, args)
+    opts = _with_run_defaults(config_from_args(GANEvalOptions, args))
     torch.set_num_threads(opts.threads)
     if opts.curve:
         evaluate_run(opts.run, n=opts.n, seed=opts.seed)
@@ -829,6 +853,7 @@ def _cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         meta = load_config(path)
         G, name, kimg = stylegan2.load(path), path.name, meta.get("kimg", meta.get("nimg", 0) / 1000)
         world = generator_world(meta)
+        _check_world(opts, world, parser, path.name)
     else:
         found = latest_checkpoint(opts.run)
         if found is None:
@@ -836,6 +861,7 @@ def _cmd_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         path, tensors, config = found
         G, name, kimg = generator_from_checkpoint(tensors, config, "G_ema"), path.name, config["nimg"] / 1000
         world = generator_world(config)
+        _check_world(opts, world, parser, opts.run)
     res = evaluate(G, n=opts.n, seed=opts.seed, truncation_psi=opts.truncation_psi, world=world)
     print(bar_line({"snapshot": name, "kimg": kimg or 0, **res}))
     print(json.dumps({k: res[k] for k in ("cond_accuracy", "freq_dev")}, indent=1))
