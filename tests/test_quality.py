@@ -89,6 +89,8 @@ def test_a_ci_size_quality_run_trains_scores_resumes_and_writes(tmp_path, classi
                                        classifier=classifier, progress=False, log=lambda *_: None,
                                        dataset_factory=lambda c: ToyImages(c.epoch_size, c.seed, RES), **kw)
 
+    nothing = run(options=["w"], write=False, trained_only=True)  # nothing trained yet: every seed is missing
+    assert nothing["missing"] == ["w-s0", "w-s1"] and "methods" not in nothing["summary"]
     part = run(options=["w"], write=False)
     assert not (tmp_path / "out").exists() and set(part["summary"]["methods"]) == {"w/paper", "w/bridged"}
     with pytest.raises(ValueError, match="unknown option"):

@@ -18,6 +18,8 @@ options of `clip2gan.train.TrainConfig` that push M's codes back toward G's (`OP
     rows2         two free rows (coarse and fine layers; `free_rows=2`)
     latent_loss   trained on G's own samples, whose code is known, with ‖M(C_img(G(w))) − w‖² added to the
                   image losses (a departure from the paper, which trains on real images with image losses)
+    synthetic     trained on G's own samples with the image losses only: the control that separates what
+                  the data does from what the latent loss does
 
 and truncation at test time, w_avg + ψ (w − w_avg) (Karras et al., "A Style-Based Generator Architecture
 for Generative Adversarial Networks", CVPR 2019), as a curve over ψ (`QualitySize.truncation`).
@@ -104,6 +106,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "w": {"free_rows": 1},
     "rows2": {"free_rows": 2},
     "latent_loss": {"synthetic_data": True, "latent_loss": 1.0},
+    "synthetic": {"synthetic_data": True},
 }
 #: option → what it is, in one line (the tables' legend)
 OPTION_NOTES: dict[str, str] = {
@@ -114,6 +117,7 @@ OPTION_NOTES: dict[str, str] = {
     "w": "one w broadcast to every row (StyleGAN's w space)",
     "rows2": "two free rows: coarse and fine layers",
     "latent_loss": "G's own samples with their known code: + ‖M(C_img(G(w))) − w‖² (not the paper's data)",
+    "synthetic": "G's own samples as training images, image losses only (the control for latent_loss)",
 }
 #: method → the edit mode it uses (`CLIP2GAN(method=...)`'s defaults)
 METHOD_EDIT_MODES = {"paper": "paper", "bridged": "neighbours"}
@@ -127,8 +131,8 @@ class QualitySize:
 
     train: the `TrainConfig` recipe every option shares (the shipped M's); seeds: training seeds per option;
     n_captions: generated images and renders in each FID (equal counts); n_recon: reconstructed renders;
-    truncation: the ψ of the truncation curve, run on the shipped option; shipped_seed0: seed 0 of 'shipped'
-    is the M in data/ (trained with `train`).
+    truncation: the ψ of the truncation curve, run on the shipped option's `truncation_seeds`; shipped_seed0:
+    seed 0 of 'shipped' is the M in data/ (trained with `train`).
     """
 
     name: str
@@ -141,6 +145,7 @@ class QualitySize:
     n_per_prompt: int = 8
     n_edit: int = 500
     truncation: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
+    truncation_seeds: tuple[int, ...] = (0,)
     shipped_seed0: bool = True
 
 
@@ -148,7 +153,7 @@ SIZES: dict[str, QualitySize] = {
     # CI: three options, 3 steps each, a handful of images: the pipeline runs, the numbers mean nothing.
     "ci": QualitySize("ci", dict(epochs=1, epoch_size=32, batch_size=8, max_steps=3, bank_size=32),
                       options=("shipped", "w", "latent_d"), seeds=(0, 1), n_captions=16, n_recon=16, n_div_prompts=2,
-                      n_per_prompt=2, n_edit=8, truncation=(1.0, 0.5), shipped_seed0=False),
+                      n_per_prompt=2, n_edit=8, truncation=(1.0, 0.5), truncation_seeds=(0, 1), shipped_seed0=False),
     # full: the shipped M's recipe (8 epochs × 2,048 renders, batch 32 = 512 steps), 1,000 vs 1,000 images per FID.
     "full": QualitySize("full", dict(epochs=8, epoch_size=2048, batch_size=32)),
 }
@@ -354,12 +359,13 @@ def run_quality(size: str | QualitySize = "ci", out: str | Path = "results", wor
                 classifier: AttributeClassifier | None = None, identity: Any = None,
                 dataset_factory: Callable[[TrainConfig], torch.utils.data.Dataset] | None = None,
                 options: Sequence[str] | None = None, progress: bool = True, log: Callable[[str], Any] = print,
-                write: bool = True) -> dict[str, Any]:
+                write: bool = True, trained_only: bool = False) -> dict[str, Any]:
     """Train (or reuse, or resume) every option's seeds, score them, write `<out>/quality.{csv,json,png}` (06_generation.ipynb).
 
     Runs go to `<work>/<option>-s<seed>/` (default `runs/quality-<size>`); every scored row is cached in
     `<work>/scores/` so a stopped run restarts where it was. world, classifier, identity, dataset_factory:
     injected by tests (a tiny world). options: a subset of the size's. write: False scores into the cache only.
+    trained_only: train nothing; score the finished runs and record the seeds that are missing (`missing`).
     Returns the JSON record.
     """
     size = SIZES[size] if isinstance(size, str) else size
@@ -391,6 +397,7 @@ def run_quality(size: str | QualitySize = "ci", out: str | Path = "results", wor
         return value
 
     rows: list[dict[str, Any]] = []
+    missing: list[str] = []
     for name, sampler in (("renders", renders_sampler(res, data.captions, data.mentioned)),
                           ("g_samples", g_sampler(world["G"]))):
         metrics = cached(f"reference-{name}", lambda s=sampler, n=name: generation_scores(
@@ -402,6 +409,10 @@ def run_quality(size: str | QualitySize = "ci", out: str | Path = "results", wor
                 mapping, seconds = hub.resolve("toyfaces-mapping"), None
             else:
                 config = option_config(size, opt, s, work, str(dev))
+                if trained_only and not (Path(config.out) / "mapping.safetensors").is_file():
+                    missing.append(f"{opt}-s{s}")
+                    log(f"[{size.name}] {opt} seed {s}: not trained, left out (--trained-only)")
+                    continue
                 trained = train_variant(config, world, dataset_factory(config) if dataset_factory else None, progress)
                 mapping, seconds = trained["mapping"], trained["train_seconds"]
             models = {m: CLIP2GAN.from_checkpoint(mapping, clip=world["clip"], generator=world["G"], method=m)
@@ -417,7 +428,7 @@ def run_quality(size: str | QualitySize = "ci", out: str | Path = "results", wor
                 log(f"[{size.name}] {opt} seed {s} {method}: acc {metrics['text_acc']:.3f}, FID {metrics['fid']:.1f} / "
                     f"{metrics['fid_clip']:.3f} (CLIP), edit {metrics['edit_acc']:.3f}/{metrics['edit_pres']:.3f}, "
                     f"rec FID {rec['rec_fid']:.1f}")
-                if opt == "shipped":
+                if opt == "shipped" and s in size.truncation_seeds:
                     for psi in size.truncation:
                         t = cached(f"truncation-s{s}-{method}-psi{psi:g}", lambda m=model, p=psi: quality_scores(
                             m, data, classifier, world["lpips"], size, seed=seed, truncation=p, edits=False))
@@ -427,7 +438,7 @@ def run_quality(size: str | QualitySize = "ci", out: str | Path = "results", wor
               "size": dataclasses.asdict(size),
               "options": {o: {"overrides": OPTIONS[o], "note": OPTION_NOTES[o]} for o in wanted},
               "seed": seed, "device": str(dev), "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "seconds": round(time.perf_counter() - started, 1), "work": str(work), "summary": summary,
+              "seconds": round(time.perf_counter() - started, 1), "work": str(work), "summary": summary, "missing": missing,
               "weights": weights_record("toyfaces") if size.shipped_seed0 else {}}
     if "shipped/bridged" in summary.get("methods", {}):
         record["ship"] = ship_choice(summary)
@@ -455,6 +466,7 @@ class QualityCommand:
     seed: int = option(0, "evaluation seed")
     threads: int | None = option(None, "torch CPU threads, torch's default when unset")
     score_only: bool = option(False, "fill the score cache and write nothing to --out (to score in parallel with training)")
+    trained_only: bool = option(False, "train nothing: score the finished runs, list the missing ones in the record")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -472,7 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = [o.strip() for o in args.options.split(",") if o.strip()] if args.options else None
     try:
         record = run_quality(args.size, out=args.out, work=args.work, device=args.device, seed=args.seed, options=options,
-                             write=not args.score_only)
+                             write=not args.score_only, trained_only=args.trained_only)
     except (ValueError, FileExistsError) as err:
         print(f"clip2gan.evaluation.quality: error: {err}", file=sys.stderr)
         return 1
