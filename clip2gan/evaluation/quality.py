@@ -290,9 +290,10 @@ def quality_tables(record: Mapping[str, Any]) -> dict[str, str]:
         t_rows = [[key.partition("/")[0], key.partition("=")[2], _pm(e, "fid", 1), _pm(e, "fid_clip", 3),
                    _pm(e, "text_acc", 3), _pm(e, "lpips_div", 3)] for key, e in trunc.items()]
         t_header = ["method", "ψ", "FID (classifier)", "FID (CLIP)", "accuracy", "LPIPS div."]
+        t_seeds = max(e["fid"]["n"] for e in trunc.values())
         out["truncation"] = format_table(t_header, t_rows, title=(
-            f"Truncation toward G's average code, the shipped option ({record['size']['name']} size; mean ± sd over "
-            f"{seeds} training seeds)"))
+            f"Truncation toward G's average code, the shipped option ({record['size']['name']} size; "
+            + (f"mean ± sd over {t_seeds} training seeds)" if t_seeds > 1 else "one training seed)")))
     return out
 
 
