@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from tiny_world import RES, tiny_generator
+from tiny_world import RES, tiny_generator, tiny_training_world
 
 from clip2gan.evaluation import comparison_report as report
 from clip2gan.evaluation import comparisons as cmp
@@ -148,17 +148,10 @@ def test_generation_scores_on_a_fake_sampler(classifier):
 def test_a_ci_size_comparison_runs_end_to_end_and_resumes(tmp_path, classifier):
     import warnings
 
-    from tiny_world import tiny_clip
-
     from clip2gan.clip_encoder import PromptTruncatedWarning
-    from clip2gan.losses import LPIPSLoss
-    from clip2gan.toy.faces import C_DIM
-    from clip2gan.train import ToyImages, discriminator_like
+    from clip2gan.train import ToyImages
 
-    def world():
-        clip, G = tiny_clip(), tiny_generator(c_dim=C_DIM)  # conditional, as the toy G: the ceiling row needs labels
-        return {"clip": clip, "G": G, "D": discriminator_like(G), "identity": None,
-                "lpips": LPIPSLoss("clip", clip_encoder=clip), "world": {"profile": "toyfaces", "clip": "tiny"}}
+    world = tiny_training_world  # conditional tiny G, as the toy G: G's samples and the ceiling need labels
 
     def run(**kw):
         with warnings.catch_warnings():

@@ -8,13 +8,12 @@ import warnings
 
 import matplotlib
 import pytest
-from tiny_world import RES, tiny_clip, tiny_generator
+from tiny_world import RES, tiny_training_world
 
 from clip2gan.clip_encoder import PromptTruncatedWarning
 from clip2gan.evaluation import quality, sweeps
-from clip2gan.losses import LPIPSLoss
-from clip2gan.toy.faces import C_DIM, AttributeClassifier
-from clip2gan.train import ToyImages, discriminator_like
+from clip2gan.toy.faces import AttributeClassifier
+from clip2gan.train import ToyImages
 
 matplotlib.use("Agg")
 
@@ -77,10 +76,7 @@ def test_summarise_groups_rows_by_table_and_name():
 
 
 def test_a_ci_size_quality_run_trains_scores_resumes_and_writes(tmp_path, classifier):
-    def world():
-        clip, G = tiny_clip(), tiny_generator(c_dim=C_DIM)  # conditional, as the toy G: G's own samples need labels
-        return {"clip": clip, "G": G, "D": discriminator_like(G), "identity": None,
-                "lpips": LPIPSLoss("clip", clip_encoder=clip), "world": {"profile": "toyfaces", "clip": "tiny"}}
+    world = tiny_training_world  # conditional tiny G, as the toy G: G's samples and the ceiling need labels
 
     def run(**kw):
         with warnings.catch_warnings():

@@ -38,6 +38,18 @@ def tiny_generator(seed: int = 0, c_dim: int = 0) -> Generator:
     return G.eval().requires_grad_(False)
 
 
+def tiny_training_world(seed: int = 0) -> dict:
+    """A `clip2gan.train.build_world`-style dict on the tiny CLIP and a conditional tiny G (labels as the toy G's):
+    what the comparison and quality runs train and score in, in seconds."""
+    from clip2gan.losses import LPIPSLoss
+    from clip2gan.toy.faces import C_DIM
+    from clip2gan.train import discriminator_like
+
+    clip, G = tiny_clip(seed), tiny_generator(seed, c_dim=C_DIM)
+    return {"clip": clip, "G": G, "D": discriminator_like(G), "identity": None,
+            "lpips": LPIPSLoss("clip", clip_encoder=clip), "world": {"profile": "toyfaces", "clip": "tiny"}}
+
+
 def write_tiny_world(folder: Path, seed: int = 0) -> dict[str, Path]:
     """Save the tiny CLIP and G as files, as the training CLI would find shipped weights."""
     from clip2gan import stylegan2
