@@ -23,9 +23,9 @@ def classifier():
     return AttributeClassifier.from_pretrained()
 
 
-def test_option_configs_are_the_shipped_recipe_plus_the_option():
+def test_option_configs_are_the_paper_recipe_plus_the_option():
     size = quality.SIZES["full"]
-    base = quality.option_config(size, "shipped", 1, "w")
+    base = quality.option_config(size, "base", 1, "w")
     assert (base.epochs, base.epoch_size, base.batch_size, base.seed) == (8, 2048, 32, 1)
     assert (base.latent_d, base.delta_reg, base.free_rows, base.latent_loss, base.synthetic_data) == (0.0, 0.0, None, 0.0, False)
     assert quality.option_config(size, "w", 0, "w").free_rows == 1
@@ -43,7 +43,7 @@ def _m(mean, sd=0.0, n=3):
 
 def _summary(**options):
     base = {"fid": _m(40.0, 2.0), "fid_se": _m(1.0), "text_acc": _m(0.95, 0.005), "edit_pres": _m(0.94, 0.005)}
-    table = {"shipped/bridged": base}
+    table = {"base/bridged": base}
     for name, (fid, acc, keep) in options.items():
         table[f"{name}/bridged"] = {"fid": _m(fid, 2.0), "fid_se": _m(1.0), "text_acc": _m(acc, 0.005),
                                     "edit_pres": _m(keep, 0.005)}
@@ -59,14 +59,14 @@ def test_ship_choice_wants_a_lower_fid_beyond_noise_without_losing_a_point():
                               "c": "FID not lower beyond 2 SE", "d": "loses more than a point of edit_pres"}
     assert quality.ship_choice(_summary(e=(60.0, 0.95, 0.94)))["option"] is None
     assert quality.ship_choice(_summary(e=(60.0, 0.95, 0.94)))["reasons"]["e"] == "FID higher"
-    with pytest.raises(ValueError, match="shipped/bridged"):
+    with pytest.raises(ValueError, match="base/bridged"):
         quality.ship_choice({"methods": {}})
 
 
 def test_summarise_groups_rows_by_table_and_name():
     rows = [{"table": "methods", "option": "w", "method": "paper", "seed": s, "fid": f, "text_acc": 0.5}
             for s, f in ((0, 10.0), (1, 20.0))]
-    rows += [{"table": "truncation", "option": "shipped", "method": "bridged", "seed": 0, "psi": 0.5, "fid": 3.0},
+    rows += [{"table": "truncation", "option": "base", "method": "bridged", "seed": 0, "psi": 0.5, "fid": 3.0},
              {"table": "reconstruction", "option": "w", "seed": 0, "rec_fid": 7.0},
              {"table": "references", "option": "renders", "fid": 1.0}]
     s = quality.summarise(rows)

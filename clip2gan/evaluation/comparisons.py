@@ -72,7 +72,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from clip2gan import hub
 from clip2gan.baselines.deltaedit import DeltaEditConfig, DeltaEditor, DeltaEditTrainer
 from clip2gan.baselines.rerank import rerank
 from clip2gan.baselines.styleclip import StyleCLIPOptimizer
@@ -182,7 +181,6 @@ class ComparisonSize:
     clip2latent: dict[str, Any] = field(default_factory=dict)
     deltaedit: dict[str, Any] = field(default_factory=dict)
     styleclip: dict[str, Any] = field(default_factory=dict)
-    shipped_seed0: bool = True  # seed 0 of CLIP2GAN is the shipped M (its recipe is `train`)
 
 
 SIZES: dict[str, ComparisonSize] = {
@@ -192,9 +190,8 @@ SIZES: dict[str, ComparisonSize] = {
                          {"lafite": (0.5, 1.0), "c3": (0.5,)}, seeds=(0, 1), n_captions=16, n_div_prompts=2,
                          n_per_prompt=2, n_edit=8, n_validation=8, n_text_mean=32, rerank=2,
                          clip2latent=dict(pairs=64, steps=3, batch_size=16, sample_steps=4),
-                         deltaedit=dict(n_images=32, steps=3, batch_size=8), styleclip=dict(steps=2),
-                         shipped_seed0=False),
-    # full: the shipped M's recipe (8 epochs × 2,048 renders, batch 32 = 512 steps) for every trained M; the
+                         deltaedit=dict(n_images=32, steps=3, batch_size=8), styleclip=dict(steps=2)),
+    # full: the paper's recipe on renders (8 epochs × 2,048 renders, batch 32 = 512 steps) for every trained M; the
     # levels chosen with a quarter of it (4 epochs × 1,024 = 128 steps) on 200 validation captions.
     "full": ComparisonSize("full", dict(epochs=8, epoch_size=2048, batch_size=32),
                            dict(epochs=4, epoch_size=1024, batch_size=32),
@@ -515,13 +512,6 @@ EDIT_KEYS = ("edit_acc", "edit_acc_beta0", "edit_pres", "identity", "edit_fid", 
              "sec_per_edit", "train_seconds")
 
 
-def _shipped_train_seconds() -> float | None:
-    try:
-        return hub.read_manifest()["files"]["toyfaces-mapping.safetensors"].get("train_seconds")
-    except Exception:  # noqa: BLE001 — a manifest without the entry only loses a timing
-        return None
-
-
 def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "results", work: str | Path | None = None,
                     device: str = "auto", seed: int = 0, world: dict[str, Any] | None = None,
                     classifier: AttributeClassifier | None = None, identity: Any = None,
@@ -543,6 +533,7 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
     out, work = Path(out), Path(work) if work is not None else Path("runs") / f"comparisons-{size.name}"
     dev = pick_device(device)
     started = time.perf_counter()
+    shipped_world = world is None
     if world is None:
         world = build_world(_mapping_config(size, work / "world", 0, str(dev)), dev)
         identity = identity if identity is not None else identity_net_for("toyfaces", device=dev)
@@ -581,11 +572,8 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
     # 2. every trained method, three seeds
     trained: dict[str, list[dict[str, Any]]] = {"clip2gan": [], "c3": [], "lafite": []}
     for s in size.seeds:
-        if s == 0 and size.shipped_seed0:
-            trained["clip2gan"].append({"mapping": hub.resolve("toyfaces-mapping"), "train_seconds": _shipped_train_seconds()})
-        else:
-            config = _mapping_config(size, work / f"clip2gan-s{s}", s, str(dev))
-            trained["clip2gan"].append(train_variant(config, world, dataset(config), progress))
+        config = _mapping_config(size, work / f"clip2gan-s{s}", s, str(dev))
+        trained["clip2gan"].append(train_variant(config, world, dataset(config), progress))
         for kind in (k for k in ("c3", "lafite") if want(k)):
             config = _mapping_config(size, work / f"{kind}-s{s}", s, str(dev), inputs=kind, **{LEVEL_FIELDS[kind]: chosen[kind]})
             trained[kind].append(train_variant(config, world, dataset(config), progress))
@@ -708,7 +696,7 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
               "work": str(work), "rows_from_cache": len(reused),
               "rows_scored": sum(1 for r in rows if r["table"] == "generation") + sum(
                   1 for r in rows if r["table"] == "editing")}
-    record["weights"] = weights_record("toyfaces") if size.shipped_seed0 else {}
+    record["weights"] = weights_record("toyfaces") if shipped_world else {}
     out.mkdir(parents=True, exist_ok=True)
     _write_csv(rows, out / "comparisons.csv")
     (out / "comparisons.json").write_text(json.dumps(record, indent=1, default=float) + "\n")

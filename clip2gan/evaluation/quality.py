@@ -10,7 +10,7 @@ artefacts — the distortion-perception-editability trade-off of encoders into w
 an Encoder for StyleGAN Image Manipulation", SIGGRAPH 2021). This module measures it and trains the
 options of `clip2gan.train.TrainConfig` that push M's codes back toward G's (`OPTIONS`):
 
-    shipped       the shipped recipe (every row free; eq. 10)
+    base          the paper's recipe: M trained on renders, every w+ row free (eq. 10)
     latent_d      e4e's latent discriminator between M's rows and G's own w (weight 0.1, e4e's)
     e4e_delta     e4e's delta regulariser Σ‖w_i − w_0‖ (weight 2e-4, e4e's) with its progressive rows
     delta_strong  the delta regulariser alone at ten times e4e's weight (2e-3), every row free from the start
@@ -37,8 +37,9 @@ target reached and other attributes kept. Every row is scored under both methods
 
 Three training seeds per option; the tables show mean ± sd over seeds, and a difference counts beyond two
 standard errors that combine seed spread and bootstrap error (`comparison_report.better`). `ship_choice`
-picks the option to ship: a lower text → image FID (bridged) than the shipped M beyond two standard
-errors, losing at most one point of accuracy and of edit keep; otherwise the shipped M stays.
+picks the option to ship: a lower text → image FID (bridged) than the paper's recipe beyond two standard
+errors, losing at most one point of accuracy and of edit keep; otherwise the paper's recipe is shipped.
+The M in data/ is seed 0 of the option it picked (data/MANIFEST.json has its command).
 """
 
 from __future__ import annotations
@@ -55,7 +56,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from clip2gan import hub
 from clip2gan.checkpoint import atomic_write_text
 from clip2gan.cli import add_config_args, config_from_args, option
 from clip2gan.evaluation.attributes import text_attribute_accuracy, toy_feature_extractor
@@ -97,9 +97,9 @@ __all__ = [
     "main",
 ]
 
-#: option → `TrainConfig` overrides of the shipped recipe
+#: option → `TrainConfig` overrides of the paper's recipe (every option shares `QualitySize.train`)
 OPTIONS: dict[str, dict[str, Any]] = {
-    "shipped": {},
+    "base": {},
     "latent_d": {"latent_d": 0.1},
     "e4e_delta": {"delta_reg": 2e-4, "delta_progressive": True},
     "delta_strong": {"delta_reg": 2e-3},
@@ -110,7 +110,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
 }
 #: option → what it is, in one line (the tables' legend)
 OPTION_NOTES: dict[str, str] = {
-    "shipped": "the shipped recipe: every w+ row free (the paper's layout)",
+    "base": "the paper's recipe: renders, image losses, every w+ row free (eq. 10)",
     "latent_d": "e4e latent discriminator on M's rows vs G's own w, weight 0.1 (Tov et al., SIGGRAPH 2021)",
     "e4e_delta": "e4e delta regulariser Σ‖w_i − w_0‖, weight 2e-4, progressive rows (Tov et al., SIGGRAPH 2021)",
     "delta_strong": "delta regulariser at 2e-3 (10× e4e's), every row free from the start",
@@ -129,10 +129,9 @@ RECON_SEED = EVAL_SEED + 700  # the reconstructed renders: a stream no training 
 class QualitySize:
     """How big a quality run is (06_generation.ipynb).
 
-    train: the `TrainConfig` recipe every option shares (the shipped M's); seeds: training seeds per option;
+    train: the `TrainConfig` recipe every option shares; seeds: training seeds per option;
     n_captions: generated images and renders in each FID (equal counts); n_recon: reconstructed renders;
-    truncation: the ψ of the truncation curve, run on the shipped option's `truncation_seeds`; shipped_seed0:
-    seed 0 of 'shipped' is the M in data/ (trained with `train`).
+    truncation: the ψ of the truncation curve, run on the 'base' option's `truncation_seeds`.
     """
 
     name: str
@@ -146,15 +145,14 @@ class QualitySize:
     n_edit: int = 500
     truncation: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
     truncation_seeds: tuple[int, ...] = (0,)
-    shipped_seed0: bool = True
 
 
 SIZES: dict[str, QualitySize] = {
     # CI: three options, 3 steps each, a handful of images: the pipeline runs, the numbers mean nothing.
     "ci": QualitySize("ci", dict(epochs=1, epoch_size=32, batch_size=8, max_steps=3, bank_size=32),
-                      options=("shipped", "w", "latent_d"), seeds=(0, 1), n_captions=16, n_recon=16, n_div_prompts=2,
-                      n_per_prompt=2, n_edit=8, truncation=(1.0, 0.5), truncation_seeds=(0, 1), shipped_seed0=False),
-    # full: the shipped M's recipe (8 epochs × 2,048 renders, batch 32 = 512 steps), 1,000 vs 1,000 images per FID.
+                      options=("base", "w", "latent_d"), seeds=(0, 1), n_captions=16, n_recon=16, n_div_prompts=2,
+                      n_per_prompt=2, n_edit=8, truncation=(1.0, 0.5), truncation_seeds=(0, 1)),
+    # full: the shipped M's recipe (8 epochs × 2,048 images, batch 32 = 512 steps), 1,000 vs 1,000 images per FID.
     "full": QualitySize("full", dict(epochs=8, epoch_size=2048, batch_size=32)),
 }
 
@@ -230,19 +228,19 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str
 
 
 def ship_choice(summary: Mapping[str, Any], method: str = "bridged", tolerance: float = 0.01) -> dict[str, Any]:
-    """Which option to ship: a text → image FID below the shipped M's beyond 2 standard errors under `method`,
-    accuracy and edit keep at most `tolerance` below the shipped M's; the lowest FID among those (06_generation.ipynb).
+    """Which option to ship: a text → image FID below the paper's recipe's ('base') beyond 2 standard errors under
+    `method`, accuracy and edit keep at most `tolerance` below its; the lowest FID among those (06_generation.ipynb).
 
     Returns {'option': name or None, 'reasons': {option: why it was not chosen or 'eligible'}}.
     """
     table = summary["methods"]
-    base = table.get(f"shipped/{method}")
+    base = table.get(f"base/{method}")
     if base is None:
-        raise ValueError(f"the summary has no shipped/{method} row to compare with")
+        raise ValueError(f"the summary has no base/{method} row to compare with")
     reasons, eligible = {}, {}
     for name, entry in table.items():
         option, _, m = name.partition("/")
-        if m != method or option == "shipped":
+        if m != method or option == "base":
             continue
         lower_fid = better(entry, base, "fid", higher=False)
         lost = [k for k in ("text_acc", "edit_pres") if k in entry and k in base
@@ -292,7 +290,7 @@ def quality_tables(record: Mapping[str, Any]) -> dict[str, str]:
         t_header = ["method", "ψ", "FID (classifier)", "FID (CLIP)", "accuracy", "LPIPS div."]
         t_seeds = max(e["fid"]["n"] for e in trunc.values())
         out["truncation"] = format_table(t_header, t_rows, title=(
-            f"Truncation toward G's average code, the shipped option ({record['size']['name']} size; "
+            f"Truncation toward G's average code, the paper's recipe ('base') ({record['size']['name']} size; "
             + (f"mean ± sd over {t_seeds} training seeds)" if t_seeds > 1 else "one training seed)")))
     return out
 
@@ -373,8 +371,9 @@ def run_quality(size: str | QualitySize = "ci", out: str | Path = "results", wor
     out, work = Path(out), Path(work) if work is not None else Path("runs") / f"quality-{size.name}"
     dev = pick_device(device)
     started = time.perf_counter()
+    shipped_world = world is None
     if world is None:
-        world = build_world(option_config(size, "shipped", 0, work / "world", str(dev)), dev)
+        world = build_world(option_config(size, "base", 0, work / "world", str(dev)), dev)
         identity = identity if identity is not None else identity_net_for("toyfaces", device=dev)
     classifier = classifier if classifier is not None else AttributeClassifier.from_pretrained(device=dev)
     res = int(world["G"].img_resolution)
@@ -406,16 +405,13 @@ def run_quality(size: str | QualitySize = "ci", out: str | Path = "results", wor
         rows.append({"table": "references", "option": name, **metrics})
     for opt in wanted:
         for s in size.seeds:
-            if opt == "shipped" and s == 0 and size.shipped_seed0:
-                mapping, seconds = hub.resolve("toyfaces-mapping"), None
-            else:
-                config = option_config(size, opt, s, work, str(dev))
-                if trained_only and not (Path(config.out) / "mapping.safetensors").is_file():
-                    missing.append(f"{opt}-s{s}")
-                    log(f"[{size.name}] {opt} seed {s}: not trained, left out (--trained-only)")
-                    continue
-                trained = train_variant(config, world, dataset_factory(config) if dataset_factory else None, progress)
-                mapping, seconds = trained["mapping"], trained["train_seconds"]
+            config = option_config(size, opt, s, work, str(dev))
+            if trained_only and not (Path(config.out) / "mapping.safetensors").is_file():
+                missing.append(f"{opt}-s{s}")
+                log(f"[{size.name}] {opt} seed {s}: not trained, left out (--trained-only)")
+                continue
+            trained = train_variant(config, world, dataset_factory(config) if dataset_factory else None, progress)
+            mapping, seconds = trained["mapping"], trained["train_seconds"]
             models = {m: CLIP2GAN.from_checkpoint(mapping, clip=world["clip"], generator=world["G"], method=m)
                       for m in METHOD_EDIT_MODES}
             rec = cached(f"reconstruction-{opt}-s{s}", lambda m=models["bridged"]: reconstruction_scores(
@@ -429,7 +425,7 @@ def run_quality(size: str | QualitySize = "ci", out: str | Path = "results", wor
                 log(f"[{size.name}] {opt} seed {s} {method}: acc {metrics['text_acc']:.3f}, FID {metrics['fid']:.1f} / "
                     f"{metrics['fid_clip']:.3f} (CLIP), edit {metrics['edit_acc']:.3f}/{metrics['edit_pres']:.3f}, "
                     f"rec FID {rec['rec_fid']:.1f}")
-                if opt == "shipped" and s in size.truncation_seeds:
+                if opt == "base" and s in size.truncation_seeds:
                     for psi in size.truncation:
                         t = cached(f"truncation-s{s}-{method}-psi{psi:g}", lambda m=model, p=psi: quality_scores(
                             m, data, classifier, world["lpips"], size, seed=seed, truncation=p, edits=False))
@@ -440,8 +436,8 @@ def run_quality(size: str | QualitySize = "ci", out: str | Path = "results", wor
               "options": {o: {"overrides": OPTIONS[o], "note": OPTION_NOTES[o]} for o in wanted},
               "seed": seed, "device": str(dev), "torch": torch.__version__, "threads": torch.get_num_threads(),
               "seconds": round(time.perf_counter() - started, 1), "work": str(work), "summary": summary, "missing": missing,
-              "weights": weights_record("toyfaces") if size.shipped_seed0 else {}}
-    if "shipped/bridged" in summary.get("methods", {}):
+              "weights": weights_record("toyfaces") if shipped_world else {}}
+    if "base/bridged" in summary.get("methods", {}):
         record["ship"] = ship_choice(summary)
     if write:
         out.mkdir(parents=True, exist_ok=True)
@@ -492,7 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for text in quality_tables(record).values():
         print(text + "\n")
     if "ship" in record:
-        print(f"ship: {record['ship']['option'] or 'the shipped M stays'} ({record['ship']['reasons']})")
+        choice = record["ship"]["option"] or "none: the paper's recipe ('base') stays"
+        print(f"ship: {choice} ({record['ship']['reasons']})")
     return 0
 
 
