@@ -371,3 +371,18 @@ def _env():
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     env.pop("CLIP2GAN_DOWNLOAD", None)
     return env
+
+
+def test_choose_snapshot_takes_the_highest_share_and_breaks_ties_within_noise_by_the_gap():
+    def rec(step, confident, gap, n=1000):
+        return {"kind": "eval", "snapshot": f"G-{step:08d}.safetensors", "step": step, "n": n, "confident": confident,
+                "freq_max_dev": gap}
+
+    # n = 1000: 2 combined SE at p ≈ 0.4 is about 4.4 points, so 0.38 ties with 0.40 and 0.30 does not
+    records = [rec(1000, 0.30, 1.0), rec(2000, 0.38, 6.0), rec(3000, 0.40, 9.0), {"kind": "train", "step": 3000},
+               rec(4000, 0.99, 0.0, n=10)]
+    chosen = dtrain.choose_snapshot(records)
+    assert chosen["step"] == 2000 and chosen["tied"] == [2000, 3000]
+    assert dtrain.choose_snapshot(records[:3] + [rec(5000, 0.385, 6.0)])["step"] == 5000  # equal gaps: the later step
+    with pytest.raises(ValueError, match="no snapshot judged"):
+        dtrain.choose_snapshot(records, n=500)

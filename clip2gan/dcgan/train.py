@@ -66,7 +66,7 @@ from clip2gan.viz import save_grid
 
 __all__ = ["DCGANTrainConfig", "DCGANRunOptions", "DCGANExportOptions", "DCGANEvalOptions", "DCGANTrainer",
            "load_checkpoint", "generator_from_checkpoint", "sampling_generator", "bar", "bar_line",
-           "evaluate_snapshots", "export", "main", "CHECKPOINT", "FORMAT"]
+           "evaluate_snapshots", "choose_snapshot", "export", "main", "CHECKPOINT", "FORMAT"]
 
 FORMAT = "clip2gan-dcgan-train/1"
 CHECKPOINT = "checkpoint.safetensors"
@@ -240,6 +240,28 @@ def evaluate_snapshots(run_dir: str | os.PathLike = DEFAULT_RUN, n: int = 1000, 
         print(bar_line(rec), flush=True)
         out.append(rec)
     return out
+
+
+def choose_snapshot(records: Sequence[dict[str, Any]], n: int = 1000) -> dict[str, Any]:
+    """The snapshot to export, by the bar's two figures (11_other_generators.ipynb).
+
+    Among the eval records of `n` samples: the highest confident share, where every share within two binomial
+    standard errors of it (√(p (1 − p) / n) each, combined) counts as tied with it; among the tied, the smallest
+    worst value-frequency gap; then the later step. Returns that record with `tied` (the steps that tied).
+    """
+    evals = {r["snapshot"]: r for r in records if r.get("kind") == "eval" and r.get("n") == n and r.get("snapshot")}
+    if not evals:
+        raise ValueError(f"no snapshot judged at n={n}: run `python -m clip2gan.dcgan.train eval --run RUN` first")
+    best = max(evals.values(), key=lambda r: r["confident"])
+    p = best["confident"]
+
+    def tied(r: dict[str, Any]) -> bool:
+        q = r["confident"]
+        return p - q <= 2 * ((p * (1 - p) + q * (1 - q)) / n) ** 0.5
+
+    pool = [r for r in evals.values() if tied(r)]
+    chosen = min(pool, key=lambda r: (r["freq_max_dev"], -(r.get("step") or 0)))
+    return {**chosen, "tied": sorted(r.get("step") for r in pool)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -588,6 +610,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not evaluate_snapshots(opts.run, n=opts.n, seed=opts.seed):
         print(f"{opts.run}: every snapshot already judged at n={opts.n}", flush=True)
+    chosen = choose_snapshot(read_log(opts.run), n=opts.n)
+    print(f"chosen (highest confident share, ties within 2 SE broken by the smaller frequency gap; tied: steps "
+          f"{chosen['tied']}): {bar_line(chosen)}", flush=True)
     return 0
 
 
