@@ -5,9 +5,10 @@
 
 The paper (supp. Table 6) swaps StyleGAN2 for a DCGAN under the same mapping network M and reports generation
 FID/LPIPS, and editing FID/LPIPS with the arithmetic done in the GAN's latent space or in CLIP space. Here both
-generators are the toy world's: the shipped StyleGAN2 with the shipped M, and the DCGAN (`clip2gan.dcgan`,
-num_ws = 1: M writes z, "editing in w+" is editing in z) with an M trained on it at the shipped M's recipe
-(`GeneratorsSize.train`). Every (generator, method, edit space) is scored by one code path:
+generators are the toy world's: the shipped StyleGAN2 and the DCGAN (`clip2gan.dcgan`, num_ws = 1: M writes z,
+"editing in w+" is editing in z), each with an M of the paper's recipe on renders (`GeneratorsSize.train`; for the
+StyleGAN2 the full sweep's 'base' run, the shipped M before the latent-loss M replaced it).
+Every (generator, method, edit space) is scored by one code path:
 
 * generation (`clip2gan.evaluation.protocol.evaluate`, groups generation and reconstruction): FID of one sample per
   held-out caption against the captions' renders in the attribute classifier's features (`fid` ± `fid_se`) and in
@@ -115,7 +116,8 @@ DCGAN_MAPPING_FILE = hub.DATA_DIR / "toyfaces-dcgan-mapping.safetensors"
 class GeneratorsSize:
     """How big a run is (11_other_generators.ipynb): M's recipe (`train`, both generators' M at CI size, the DCGAN's
     at full size), the evaluation sizes (the field names of `clip2gan.evaluation.sweeps.SweepSize`, which `evaluate`
-    reads), and whether the StyleGAN2's M is the shipped one (`shipped_stylegan2_m`) or trained with `train`."""
+    reads), and the StyleGAN2's M: a finished run of the same recipe (`stylegan2_mapping`, relative to the repository)
+    or, when None, trained with `train`."""
 
     name: str
     train: dict[str, Any] = field(default_factory=dict)
@@ -123,18 +125,19 @@ class GeneratorsSize:
     n_div_prompts: int = 50
     n_per_prompt: int = 8
     n_edit: int = 500
-    shipped_stylegan2_m: bool = True
+    stylegan2_mapping: str | None = None
     n_figure: int = 6
 
 
 SIZES: dict[str, GeneratorsSize] = {
     # CI: both Ms train 2 steps of 8 images; 16 captions and edits: the code paths run, the numbers mean nothing.
     "ci": GeneratorsSize("ci", dict(epochs=1, epoch_size=16, batch_size=8, max_steps=2, bank_size=16, log_every=1),
-                         n_captions=16, n_div_prompts=2, n_per_prompt=2, n_edit=16, shipped_stylegan2_m=False,
-                         n_figure=3),
-    # full: the shipped M's recipe for the DCGAN's M (8 epochs × 2,048 renders, batch 32 = 512 steps, seed 0) and the
-    # full sweep's evaluation sizes (500 captions, 8 samples × 50 prompts, 500 edits).
-    "full": GeneratorsSize("full", dict(epochs=8, epoch_size=2048, batch_size=32, log_every=10)),
+                         n_captions=16, n_div_prompts=2, n_per_prompt=2, n_edit=16, n_figure=3),
+    # full: the paper's recipe on renders for the DCGAN's M (8 epochs × 2,048 renders, batch 32 = 512 steps, seed 0);
+    # the StyleGAN2's M of that recipe and seed is runs/toyfaces-mapping-3, the full sweep's 'base' (copied there),
+    # whose rows results/sweeps.csv holds; the full sweep's evaluation sizes (500 captions, 8 × 50, 500 edits).
+    "full": GeneratorsSize("full", dict(epochs=8, epoch_size=2048, batch_size=32, log_every=10),
+                           stylegan2_mapping="runs/sweeps-full/base/mapping.safetensors"),
 }
 
 
@@ -261,7 +264,8 @@ def _check_generator(mapping: Path, generator_file: str | None) -> None:
 
 
 def run_generators(size: str | GeneratorsSize = "ci", out: str | Path = "results", work: str | Path | None = None,
-                   dcgan_file: str | Path | None = None, device: str = "auto", seed: int = 0,
+                   dcgan_file: str | Path | None = None, stylegan2_mapping: str | Path | None = None,
+                   device: str = "auto", seed: int = 0,
                    worlds: Mapping[str, dict[str, Any]] | None = None, classifier: AttributeClassifier | None = None,
                    dataset_factory: Callable[[TrainConfig], torch.utils.data.Dataset] | None = None,
                    progress: bool = True, log: Callable[[str], Any] = print, write: bool = True,
@@ -270,7 +274,8 @@ def run_generators(size: str | GeneratorsSize = "ci", out: str | Path = "results
     references, write `<out>/dcgan.{csv,json,png}` (11_other_generators.ipynb).
 
     worlds: {'stylegan2': world, 'dcgan': world} (`clip2gan.train.build_world` dicts; tests inject tiny ones);
-    dcgan_file: the DCGAN (default `DCGAN_FILE`). trained_only: train nothing, score what is finished and list the
+    dcgan_file: the DCGAN (default `DCGAN_FILE`); stylegan2_mapping: the StyleGAN2's M (default the size's).
+    trained_only: train nothing, score what is finished and list the
     rest in `missing`. Returns the JSON record.
     """
     size = SIZES[size] if isinstance(size, str) else size
@@ -311,8 +316,11 @@ def run_generators(size: str | GeneratorsSize = "ci", out: str | Path = "results
         rows.append({"table": "references", "generator": name, **cached(f"reference-{name}-samples", lambda w=world: (
             reference_scores(unconditional_sampler(w["G"]), data, classifier, clip, seed=seed)))})
         train_seconds = None
-        if name == "stylegan2" and size.shipped_stylegan2_m and not injected:
-            mapping = hub.resolve("toyfaces-mapping")
+        if name == "stylegan2" and size.stylegan2_mapping and not injected:
+            mapping = Path(stylegan2_mapping or hub.DATA_DIR.parent / size.stylegan2_mapping)
+            if not mapping.is_file():
+                raise FileNotFoundError(f"{mapping} does not exist: the StyleGAN2's M of the same recipe (train it with "
+                                        f"{mapping_config(size, name, work).out!r} as --out, or pass --stylegan2-mapping)")
         else:
             config = mapping_config(size, name, work, None if (injected or name == "stylegan2") else dcgan_path, seed,
                                     str(dev))
@@ -343,7 +351,8 @@ def run_generators(size: str | GeneratorsSize = "ci", out: str | Path = "results
         "command": f"python -m clip2gan.evaluation.generators --size {size.name} --out {out}",
         "size": dataclasses.asdict(size), "seed": seed, "device": str(dev), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "seconds": round(time.perf_counter() - started, 1), "work": str(work),
-        "mappings": mappings, "dcgan_file": None if injected else dcgan_path, "rows": rows, "missing": missing,
+        "mappings": mappings, "mapping_sha256": {k: hub.sha256_file(v) for k, v in mappings.items()},
+        "dcgan_file": None if injected else dcgan_path, "rows": rows, "missing": missing,
         "weights": weights_record("toyfaces") if not injected else {}}
     if not injected:
         record["dcgan_sha256"] = hub.sha256_file(dcgan_path)
@@ -561,6 +570,7 @@ class GeneratorsCommand:
     out: str = option("results", "folder for dcgan.csv, dcgan.json and dcgan.png")
     work: str | None = option(None, "M's run folders and the score cache, runs/generators-<size> when unset")
     dcgan: str | None = option(None, f"the DCGAN generator file ({DCGAN_FILE.relative_to(DCGAN_FILE.parents[1])} when unset)")
+    stylegan2_mapping: str | None = option(None, "the StyleGAN2's M (the size's run of the same recipe when unset)")
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
     seed: int = option(0, "training and evaluation seed")
     threads: int | None = option(None, "torch CPU threads, torch's default when unset")
@@ -578,7 +588,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     matplotlib.use("Agg")
     try:
-        record = run_generators(args.size, out=args.out, work=args.work, dcgan_file=args.dcgan, device=args.device,
+        record = run_generators(args.size, out=args.out, work=args.work, dcgan_file=args.dcgan,
+                                stylegan2_mapping=args.stylegan2_mapping, device=args.device,
                                 seed=args.seed, trained_only=args.trained_only)
     except (ValueError, FileExistsError, FileNotFoundError) as err:
         print(f"clip2gan.evaluation.generators: error: {err}", file=sys.stderr)
