@@ -22,6 +22,9 @@ world outwards:
 
 * `pets` — a second world, cartoon cat and dog heads (the paper's AFHQ experiment in kind; profile
   `toypets`), with the same public names as `faces` (`WORLD_API`).
+* `world` — what the worlds share, written once: the world interface (`WORLD_API`), the code that is
+  the same in every world (image conversion, caption assembly and read-back, label vectors, the
+  dataset, `check_images`), parametrised by each world's schema, drawing and phrase tables.
 
 Worlds: every network above reads either world. `world_module(x)` turns a world's short name
 ('faces', 'pets'), a profile name or record ('toyfaces', 'toypets'; `Profile.world` names the module)
@@ -39,60 +42,18 @@ import importlib
 from types import ModuleType
 from typing import Any, Iterable
 
-from clip2gan.toy.faces import (
-    ATTRIBUTE_NAMES,
-    ATTRIBUTES,
-    C_DIM,
-    C_SLICES,
-    EVAL_SEED,
-    IDENTITY_ATTRIBUTES,
-    N_IDENTITIES,
-    RESOLUTION,
-    ToyFaces,
-    attributes_to_c,
-    attributes_to_labels,
-    caption,
-    caption_mentions,
-    check_attributes,
-    check_images,
-    identity_labels,
-    labels_to_attributes,
-    render,
-    render_batch,
-    render_labeled_batch,
-    sample_attributes,
-    sample_c,
-    value_prompt,
-)
+# The default world's public names (`faces.__all__`: the `WORLD_API` and the faces-only names).
+from clip2gan.toy import faces as _faces
+from clip2gan.toy.faces import *  # noqa: F403
+from clip2gan.toy.world import WORLD_API
+
+# The names from `nets` resolve on first use: the package never imports `nets` itself, so that
+# `python -m clip2gan.toy.nets` runs a module its package has not already loaded.
+_FROM_NETS = ("AttributeClassifier", "ToyIdentityNet", "evaluate_classifier", "evaluate_identity")
 
 __all__ = [
-    "ATTRIBUTES",
-    "ATTRIBUTE_NAMES",
-    "RESOLUTION",
-    "EVAL_SEED",
-    "IDENTITY_ATTRIBUTES",
-    "C_DIM",
-    "C_SLICES",
-    "N_IDENTITIES",
-    "sample_attributes",
-    "check_attributes",
-    "render",
-    "render_batch",
-    "render_labeled_batch",
-    "caption",
-    "caption_mentions",
-    "value_prompt",
-    "attributes_to_labels",
-    "labels_to_attributes",
-    "attributes_to_c",
-    "sample_c",
-    "identity_labels",
-    "ToyFaces",
-    "check_images",
-    "AttributeClassifier",
-    "ToyIdentityNet",
-    "evaluate_classifier",
-    "evaluate_identity",
+    *_faces.__all__,
+    *_FROM_NETS,
     "WORLDS",
     "WORLD_API",
     "world_module",
@@ -102,15 +63,6 @@ __all__ = [
 
 # The toy worlds by short name: the module that draws each.
 WORLDS: dict[str, str] = {"faces": "clip2gan.toy.faces", "pets": "clip2gan.toy.pets"}
-
-# The public names every world module has, with the same signatures (tests/test_pets.py checks them).
-WORLD_API: tuple[str, ...] = (
-    "NAME", "ATTRIBUTES", "ATTRIBUTE_NAMES", "RESOLUTION", "EVAL_SEED", "C_SLICES", "C_DIM", "UNSCORED_WHEN",
-    "MINIMAL_PAIR_WEIGHTS", "sample_attributes", "check_attributes", "flippable_attributes", "flip_attribute",
-    "tied_attributes", "describe", "render", "render_batch", "render_labeled_batch", "caption", "caption_mentions",
-    "value_prompt", "value_phrase", "attributes_to_labels", "labels_to_attributes", "attributes_to_c", "sample_c", "WorldDataset",
-    "check_images",
-)
 
 
 def world_module(world: Any = None) -> ModuleType:
@@ -162,10 +114,6 @@ def world_for_attributes(names: Iterable[str]) -> ModuleType:
         if set(module.ATTRIBUTES) == wanted:
             return module
     raise ValueError(f"no toy world has exactly the attributes {sorted(wanted)}")
-
-# The names from `nets` resolve on first use: the package never imports `nets` itself, so that
-# `python -m clip2gan.toy.nets` runs a module its package has not already loaded.
-_FROM_NETS = ("AttributeClassifier", "ToyIdentityNet", "evaluate_classifier", "evaluate_identity")
 
 
 def __getattr__(name: str) -> Any:
