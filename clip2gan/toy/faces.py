@@ -47,54 +47,30 @@ toy StyleGAN2's conditioning vector c, one one-hot block per attribute at `C_SLI
 
 The dataset (`ToyFaces`) renders captioned, labelled faces on the fly, deterministic per
 `(seed, index)`; `check_images` validates images for every network that reads this world.
+
+What is the same in every world (the image conversion, caption assembly and read-back, the label
+vectors, the dataset's items, `check_images`, `RESOLUTION`, `EVAL_SEED`) is written once in
+`clip2gan.toy.world`; this module holds what is the faces' own and binds the rest to its schema.
 """
 
 from __future__ import annotations
 
 import math
-import re
+import sys
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-__all__ = [
-    "NAME",
-    "ATTRIBUTES",
-    "ATTRIBUTE_NAMES",
-    "RESOLUTION",
-    "EVAL_SEED",
-    "IDENTITY_ATTRIBUTES",
-    "sample_attributes",
-    "check_attributes",
-    "render",
-    "render_batch",
-    "render_labeled_batch",
-    "caption",
-    "caption_mentions",
-    "value_prompt",
-    "value_phrase",
-    "attributes_to_labels",
-    "labels_to_attributes",
-    "C_SLICES",
-    "C_DIM",
-    "attributes_to_c",
-    "sample_c",
-    "identity_labels",
-    "N_IDENTITIES",
-    "ToyFaces",
-    "WorldDataset",
-    "check_images",
-    "UNSCORED_WHEN",
-    "MINIMAL_PAIR_WEIGHTS",
-    "flippable_attributes",
-    "flip_attribute",
-    "tied_attributes",
-    "describe",
-]
+from clip2gan.toy import world
+from clip2gan.toy.world import EVAL_SEED, RESOLUTION, check_images  # noqa: F401 (EVAL_SEED, check_images: WORLD_API)
+
+# The world's public names (`clip2gan.toy.world.WORLD_API`, the same in every world) and the faces-only ones.
+__all__ = [*world.WORLD_API, "IDENTITY_ATTRIBUTES", "identity_labels", "N_IDENTITIES", "ToyFaces"]
 
 NAME = "faces"  # the world's short name (`clip2gan.toy.world_module("faces")`)
+_THIS = sys.modules[__name__]  # this world, for the generic code in `clip2gan.toy.world` that calls it
 
 ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "hair_color": ("black", "brown", "blond", "red", "gray"),
@@ -109,9 +85,6 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "background": ("white", "blue", "green", "pink"),
 }
 ATTRIBUTE_NAMES: tuple[str, ...] = tuple(ATTRIBUTES)
-
-RESOLUTION = 32
-_SUPERSAMPLE = 4  # draw at 4x, then box-downsample: anti-aliased edges at the target resolution
 
 # Marginal probabilities used by `sample_attributes` (in ATTRIBUTES value order). Rarer values stay
 # at >= 25% so that every model sees them often.
@@ -135,9 +108,7 @@ def sample_attributes(rng: np.random.Generator) -> dict[str, str | None]:
     Attributes are independent except for the bald constraint: a bald face has
     ``hair_color=None`` and ``bangs="no"``.
     """
-    attrs: dict[str, str | None] = {}
-    for name, values in ATTRIBUTES.items():
-        attrs[name] = values[int(rng.choice(len(values), p=_MARGINALS[name]))]
+    attrs: dict[str, str | None] = world.sample_values(ATTRIBUTES, _MARGINALS, rng)
     if attrs["hair_length"] == "bald":
         attrs["hair_color"] = None
         attrs["bangs"] = "no"
@@ -172,9 +143,7 @@ def flip_attribute(attrs: dict[str, Any], name: str, rng: np.random.Generator) -
     bald = attrs["hair_length"] == "bald"
     if bald and name in ("hair_color", "bangs"):
         raise ValueError(f"a bald face has no {name} to flip")
-    out = dict(attrs)
-    others = [v for v in ATTRIBUTES[name] if v != attrs[name]]
-    out[name] = others[int(rng.integers(len(others)))]
+    out = world.flip_value(ATTRIBUTES, attrs, name, rng)
     if name == "hair_length":
         if out[name] == "bald":
             out["hair_color"], out["bangs"] = None, "no"
@@ -202,12 +171,7 @@ def describe(attrs: dict[str, Any]) -> str:
 
 def check_attributes(attrs: dict[str, Any]) -> None:
     """Raise ValueError unless `attrs` is a complete, consistent attribute dict (00_setup.ipynb)."""
-    missing = [a for a in ATTRIBUTES if a not in attrs]
-    if missing:
-        raise ValueError(f"attributes missing: {missing}; expected keys {list(ATTRIBUTES)}")
-    extra = [a for a in attrs if a not in ATTRIBUTES]
-    if extra:
-        raise ValueError(f"unknown attributes: {extra}; expected keys {list(ATTRIBUTES)}")
+    world.check_keys(ATTRIBUTES, attrs)
     for name, values in ATTRIBUTES.items():
         value = attrs[name]
         if name == "hair_color" and attrs["hair_length"] == "bald":
@@ -238,18 +202,7 @@ _SHIRTS = ((60, 62, 72), (96, 40, 40), (44, 70, 96), (86, 86, 56), (128, 128, 13
 
 
 def _jitter_color(rng: np.random.Generator | None, color: Sequence[int], amount: float = 0.08) -> tuple[int, ...]:
-    if rng is None:
-        return tuple(int(c) for c in color)
-    scale = 1.0 + rng.uniform(-amount, amount)
-    return tuple(int(min(255, max(0, c * scale + rng.uniform(-6, 6)))) for c in color)
-
-
-def _mix(a: Sequence[int], b: Sequence[int], t: float) -> tuple[int, ...]:
-    return tuple(int(round(x * (1 - t) + y * t)) for x, y in zip(a, b))
-
-
-def _u(rng: np.random.Generator | None, lo: float, hi: float) -> float:
-    return (lo + hi) / 2 if rng is None else float(rng.uniform(lo, hi))
+    return world.jitter_color(rng, color, amount, 6)
 
 
 def _variant(rng: np.random.Generator | None, n: int) -> int:
@@ -259,31 +212,25 @@ def _variant(rng: np.random.Generator | None, n: int) -> int:
 def _draw_face(draw: ImageDraw.ImageDraw, attrs: dict[str, Any], rng: np.random.Generator | None, k: float) -> None:
     """Draw one face on a 128*k canvas. All coordinates below are in 128-unit space, scaled by k."""
 
-    def box(x0, y0, x1, y1):
-        return [x0 * k, y0 * k, x1 * k, y1 * k]
-
-    def pts(points):
-        return [(x * k, y * k) for x, y in points]
-
-    def w(width):
-        return max(1, int(round(width * k)))
+    canvas = world.Canvas(draw, k)
+    box, pts, w = canvas.box, canvas.pts, canvas.w
 
     bald = attrs["hair_length"] == "bald"
     skin = _jitter_color(rng, _SKIN[attrs["skin"]])
-    skin_dark = _mix(skin, (40, 20, 10), 0.35)
+    skin_dark = world.mix(skin, (40, 20, 10), 0.35)
     hair = _jitter_color(rng, _HAIR[attrs["hair_color"]]) if not bald else None
     beard_color = hair if hair is not None else _jitter_color(rng, _BALD_BEARD)
 
     # geometry with jitter
-    cx = 64 + _u(rng, -6, 6)
-    cy = 67 + _u(rng, -4, 4)
-    scale = _u(rng, 0.92, 1.06)
-    fw = 57 * scale * _u(rng, 0.95, 1.05)
+    cx = 64 + world.uniform(rng, -6, 6)
+    cy = 67 + world.uniform(rng, -4, 4)
+    scale = world.uniform(rng, 0.92, 1.06)
+    fw = 57 * scale * world.uniform(rng, 0.95, 1.05)
     fh = 71 * scale
     fx0, fx1 = cx - fw / 2, cx + fw / 2
     fy0, fy1 = cy - fh / 2, cy + fh / 2
     ey = fy0 + 0.47 * fh
-    ex = 0.23 * fw + _u(rng, -1.5, 1.5)
+    ex = 0.23 * fw + world.uniform(rng, -1.5, 1.5)
     my = fy0 + 0.77 * fh
     hairline = fy0 + 2
 
@@ -320,7 +267,7 @@ def _draw_face(draw: ImageDraw.ImageDraw, attrs: dict[str, Any], rng: np.random.
             n = 5
             for i in range(n):
                 x = fx0 - 2 + (fw + 4) * (i + 0.5) / n
-                draw.polygon(pts([(x - 7, fy0 - 4), (x + 7, fy0 - 4), (x + _u(rng, -3, 3), fy0 - 19)]), fill=hair)
+                draw.polygon(pts([(x - 7, fy0 - 4), (x + 7, fy0 - 4), (x + world.uniform(rng, -3, 3), fy0 - 19)]), fill=hair)
 
     # ears, face
     draw.ellipse(box(fx0 - 6, ey - 7, fx0 + 6, ey + 11), fill=skin)
@@ -331,7 +278,7 @@ def _draw_face(draw: ImageDraw.ImageDraw, attrs: dict[str, Any], rng: np.random.
     if attrs["beard"] == "yes":
         yt, yb = fy0 + 0.56 * fh, fy1 + 9
         draw.chord(box(fx0 - 2, 2 * yt - yb, fx1 + 2, yb), 0, 180, fill=beard_color,
-                   outline=_mix(beard_color, (0, 0, 0), 0.5), width=w(3))
+                   outline=world.mix(beard_color, (0, 0, 0), 0.5), width=w(3))
 
     # nose
     draw.line(pts([(cx, ey + 3), (cx - 3, my - 10), (cx + 2, my - 9)]), fill=skin_dark, width=w(2.5))
@@ -340,8 +287,8 @@ def _draw_face(draw: ImageDraw.ImageDraw, attrs: dict[str, Any], rng: np.random.
     if attrs["lipstick"] == "yes":
         lips = _jitter_color(rng, _LIPSTICK, 0.05)
     else:  # natural lips: a muted, darker red of the skin (darker still on dark skin, for contrast)
-        lips = _mix(skin, (20, 0, 0) if attrs["skin"] == "dark" else (110, 20, 25), 0.55)
-    mw = 12 + _u(rng, -1, 1.5)
+        lips = world.mix(skin, (20, 0, 0) if attrs["skin"] == "dark" else (110, 20, 25), 0.55)
+    mw = 12 + world.uniform(rng, -1, 1.5)
     if attrs["expression"] == "neutral":
         lw = 7 if attrs["lipstick"] == "yes" else 5
         draw.line(pts([(cx - mw, my), (cx + mw, my)]), fill=lips, width=w(lw))
@@ -364,7 +311,7 @@ def _draw_face(draw: ImageDraw.ImageDraw, attrs: dict[str, Any], rng: np.random.
     # bangs: a fringe from the hairline to just above the eyebrows
     if attrs["bangs"] == "yes":
         v = _variant(rng, 3)
-        yb = ey - 11 + _u(rng, -1.5, 1)
+        yb = ey - 11 + world.uniform(rng, -1.5, 1)
         a, b = fw / 2 + 4, yb - (fy0 - 13)
         arc = [(cx + a * math.cos(t), yb + b * math.sin(t)) for t in np.linspace(math.pi, 2 * math.pi, 13)]
         if v == 0:  # straight cut
@@ -387,20 +334,20 @@ def _draw_face(draw: ImageDraw.ImageDraw, attrs: dict[str, Any], rng: np.random.
     # hat: a wide brim at the hairline and a crown above it
     if attrs["hat"] == "yes":
         hat = _jitter_color(rng, _HAT)
-        band = _mix(hat, (0, 0, 0), 0.5)
-        hy = hairline + _u(rng, -1, 2)
-        ch = 22 + _u(rng, -3, 3)
+        band = world.mix(hat, (0, 0, 0), 0.5)
+        hy = hairline + world.uniform(rng, -1, 2)
+        ch = 22 + world.uniform(rng, -3, 3)
         draw.rounded_rectangle(box(fx0 + 5, hy - ch, fx1 - 5, hy + 1), radius=w(8), fill=hat)
         draw.rectangle(box(fx0 + 5, hy - 8, fx1 - 5, hy - 2), fill=band)
         draw.ellipse(box(fx0 - 14, hy - 5, fx1 + 14, hy + 5), fill=hat)
 
 
 def _render_pil(attrs: dict[str, Any], resolution: int, rng: np.random.Generator | None) -> Image.Image:
-    size = resolution * _SUPERSAMPLE
+    size = resolution * world.SUPERSAMPLE
     bg = _jitter_color(rng, _BACKGROUND[attrs["background"]], 0.05)
     img = Image.new("RGB", (size, size), bg)
     _draw_face(ImageDraw.Draw(img), attrs, rng, size / 128)
-    return img.reduce(_SUPERSAMPLE)
+    return img.reduce(world.SUPERSAMPLE)
 
 
 def render(attrs: dict[str, Any], resolution: int = RESOLUTION, rng: np.random.Generator | None = None) -> torch.Tensor:
@@ -409,31 +356,21 @@ def render(attrs: dict[str, Any], resolution: int = RESOLUTION, rng: np.random.G
     rng: a `numpy.random.Generator` for the nuisance variation (position, scale, shades, hair
     shapes); None draws the canonical face of these attributes, with no jitter.
     """
-    check_attributes(attrs)
-    if resolution < 8:
-        raise ValueError(f"resolution must be >= 8, got {resolution}")
-    arr = np.asarray(_render_pil(attrs, resolution, rng), dtype=np.float32)
-    return torch.from_numpy(arr).permute(2, 0, 1).div_(127.5).sub_(1.0).contiguous()
+    return world.render(_render_pil, check_attributes, attrs, resolution, rng)
 
 
 def render_batch(
     attrs_list: Sequence[dict[str, Any]], rng: np.random.Generator | None = None, resolution: int = RESOLUTION
 ) -> torch.Tensor:
     """Draw many faces: `[N, 3, resolution, resolution]` float32 in [-1, 1] (00_setup.ipynb)."""
-    if len(attrs_list) == 0:
-        return torch.empty(0, 3, resolution, resolution)
-    for attrs in attrs_list:
-        check_attributes(attrs)
-    arr = np.stack([np.asarray(_render_pil(a, resolution, rng), dtype=np.uint8) for a in attrs_list])
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0).contiguous()
+    return world.render_batch(_render_pil, check_attributes, attrs_list, rng, resolution)
 
 
 # ----------------------------------------------------------------------------------------------
 # Captions
 #
-# A clause is (verb, object) with verb in {"has", "is", "wears"}; a sentence joins 1-3 clauses
-# under one subject ("This person has long blond hair with bangs and wears eyeglasses."). Every
-# value has positive phrasings, so "no hat" is never the only way to say "bare-headed".
+# Clauses and their assembly into sentences: `clip2gan.toy.world`. Every value has positive
+# phrasings, so "no hat" is never the only way to say "bare-headed".
 
 _HAIR_COLOR_WORDS = {
     "black": ("black", "jet-black"),
@@ -474,15 +411,8 @@ _CLAUSES: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
         "no": (("has", "natural lips"), ("wears", "no makeup"), ("wears", "no lipstick")),
     },
 }
-_BACKGROUND_CLAUSES = (("is", "in front of a {} background"), ("is", "pictured against a {} backdrop"),
-                       ("is", "on a {} background"))
 _SUBJECTS_FIRST = ("This person", "The person", "This individual", "The person in the picture")
 _SUBJECTS_LATER = ("They", "They", "This person", "The person")
-_PLURAL = {"has": "have", "is": "are", "wears": "wear"}
-
-
-def _pick(rng: np.random.Generator, options: Sequence[Any]) -> Any:
-    return options[int(rng.integers(len(options)))]
 
 
 def _mentionable(attrs: dict[str, Any]) -> list[str]:
@@ -490,61 +420,29 @@ def _mentionable(attrs: dict[str, Any]) -> list[str]:
     return flippable_attributes(attrs)
 
 
-def _join(items: Sequence[str]) -> str:
-    if len(items) == 1:
-        return items[0]
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
 def _hair_clauses(attrs: dict[str, Any], chosen: set[str], rng: np.random.Generator) -> tuple[list[tuple[str, str]], list[str]]:
     """Clauses (and whole sentences) that state the chosen hair attributes."""
     clauses: list[tuple[str, str]] = []
     sentences: list[str] = []
     if "hair_length" in chosen and attrs["hair_length"] == "bald":
-        clauses.append(_pick(rng, _BALD_CLAUSES))
+        clauses.append(world.pick(rng, _BALD_CLAUSES))
         return clauses, sentences
-    color = _pick(rng, _HAIR_COLOR_WORDS[attrs["hair_color"]]) if "hair_color" in chosen else None
-    length = _pick(rng, _HAIR_LENGTH_WORDS[attrs["hair_length"]]) if "hair_length" in chosen else None
+    color = world.pick(rng, _HAIR_COLOR_WORDS[attrs["hair_color"]]) if "hair_color" in chosen else None
+    length = world.pick(rng, _HAIR_LENGTH_WORDS[attrs["hair_length"]]) if "hair_length" in chosen else None
     bangs = "bangs" in chosen
     if color is None and length is None:
         if bangs:
-            clauses.append(_pick(rng, _CLAUSES["bangs"][attrs["bangs"]]))
+            clauses.append(world.pick(rng, _CLAUSES["bangs"][attrs["bangs"]]))
         return clauses, sentences
     if not bangs and rng.random() < 0.25:  # "Their hair is long and blond."
-        owner = _pick(rng, ("Their", "The person's", "His or her"))
-        sentences.append(f"{owner} hair is {_join([w for w in (length, color) if w])}.")
+        owner = world.pick(rng, ("Their", "The person's", "His or her"))
+        sentences.append(f"{owner} hair is {world.join([w for w in (length, color) if w])}.")
         return clauses, sentences
     phrase = " ".join(w for w in (length, color) if w) + " hair"
     if bangs:
-        phrase += " " + _pick(rng, _BANGS_WITH[attrs["bangs"]])
+        phrase += " " + world.pick(rng, _BANGS_WITH[attrs["bangs"]])
     clauses.append(("has", phrase))
     return clauses, sentences
-
-
-def _sentence(subject: str, clauses: Sequence[tuple[str, str]]) -> str:
-    plural = subject == "They"
-    groups: dict[str, list[str]] = {}
-    for verb, obj in clauses:
-        groups.setdefault(verb, []).append(obj)
-    parts = [f"{_PLURAL[v] if plural else v} {_join(objs)}" for v, objs in groups.items()]
-    body = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + (", and " if len(parts) > 2 else " and ") + parts[-1]
-    return f"{subject} {body}."
-
-
-def _noun_phrase_sentence(clauses: Sequence[tuple[str, str]]) -> str:
-    """"A smiling, bare-headed person with long red hair, wearing eyeglasses." """
-    adjectives = [o for v, o in clauses if v == "is" and " " not in o]
-    with_ = [o for v, o in clauses if v == "has"]
-    wearing = [o for v, o in clauses if v == "wears"]
-    rest = [o for v, o in clauses if v == "is" and " " in o]
-    head = "A " + (", ".join(adjectives) + " " if adjectives else "") + "person"
-    tails = []
-    if with_:
-        tails.append("with " + _join(with_))
-    if wearing:
-        tails.append("wearing " + _join(wearing))
-    tails += rest
-    return head + (" " + ", ".join(tails) if tails else "") + "."
 
 
 def caption(attrs: dict[str, Any], rng: np.random.Generator,
@@ -559,51 +457,33 @@ def caption(attrs: dict[str, Any], rng: np.random.Generator,
     in `ATTRIBUTES` order.
     """
     check_attributes(attrs)
-    pool = _mentionable(attrs)
-    k = int(rng.integers(2, len(pool) + 1))
-    chosen = {pool[i] for i in rng.choice(len(pool), size=k, replace=False)}
+    chosen = world.choose_mentioned(_mentionable(attrs), rng)
 
     clauses, sentences = _hair_clauses(attrs, chosen, rng)
     for name in ("expression", "eyeglasses", "beard", "hat", "lipstick"):
         if name in chosen:
-            clauses.append(_pick(rng, _CLAUSES[name][attrs[name]]))
+            clauses.append(world.pick(rng, _CLAUSES[name][attrs[name]]))
     if "skin" in chosen:
         if rng.random() < 0.7:
-            clauses.append(("has", f"{_pick(rng, _SKIN_WORDS[attrs['skin']])} skin"))
+            clauses.append(("has", f"{world.pick(rng, _SKIN_WORDS[attrs['skin']])} skin"))
         else:  # "fair-skinned", "tan-skinned", "dark-skinned"
-            clauses.append(("is", f"{_pick(rng, _SKIN_WORDS[attrs['skin']][:2 if attrs['skin'] == 'pale' else 1])}-skinned"))
+            clauses.append(("is", f"{world.pick(rng, _SKIN_WORDS[attrs['skin']][:2 if attrs['skin'] == 'pale' else 1])}-skinned"))
     if "background" in chosen:
-        color = attrs["background"]
-        if rng.random() < 0.3:
-            sentences.append(f"The {_pick(rng, ('background', 'backdrop'))} is {color}.")
-        else:
-            verb, template = _pick(rng, _BACKGROUND_CLAUSES)
-            clauses.append((verb, template.format(color)))
+        world.add_background(attrs["background"], rng, clauses, sentences)
 
-    order = rng.permutation(len(clauses))
-    clauses = [clauses[i] for i in order]
-    out: list[str] = []
-    i = 0
-    first = True
-    while i < len(clauses):
-        n = int(rng.integers(1, 4))
-        group = clauses[i:i + n]
-        i += n
-        if first and rng.random() < 0.25:
-            out.append(_noun_phrase_sentence(group))
-        else:
-            out.append(_sentence(_pick(rng, _SUBJECTS_FIRST if first else _SUBJECTS_LATER), group))
-        first = False
-    for s in sentences:  # standalone sentences go anywhere after the first
-        out.insert(int(rng.integers(1 if out else 0, len(out) + 1)), s)
-    text = " ".join(out)
+    def first(group: Sequence[tuple[str, str]]) -> str:
+        if rng.random() < 0.25:
+            return world.noun_phrase_sentence("person", group, article="A")
+        return world.sentence(world.pick(rng, _SUBJECTS_FIRST), group)
+
+    text = world.assemble(clauses, sentences, rng, first, _SUBJECTS_LATER)
     if return_mentioned:
         return text, tuple(a for a in ATTRIBUTES if a in chosen)
     return text
 
 
 # What a caption states, read back by patterns (tried in order; the first match per attribute wins).
-_WORDS = {v: "|".join(w.replace(" ", r"\s") for w in ws) for v, ws in _HAIR_COLOR_WORDS.items()}
+_WORDS = {v: world.alternatives(ws) for v, ws in _HAIR_COLOR_WORDS.items()}
 _PATTERNS: dict[str, list[tuple[str, str]]] = {
     "hair_length": [(r"\bbald\b|\bshaved head", "bald"), (r"\bshort\b|\bcropped\b", "short"),
                     (r"\blong\b|\bshoulder-length\b", "long")],
@@ -616,8 +496,7 @@ _PATTERNS: dict[str, list[tuple[str, str]]] = {
     "skin": [(rf"\b(?:{'|'.join(ws)})(?: skin|-skinned)", v) for v, ws in _SKIN_WORDS.items()],
     "hat": [(r"bare-headed|\bhatless|\bno hat", "no"), (r"\bhat\b", "yes")],
     "lipstick": [(r"natural lips|no makeup|no lipstick", "no"), (r"lipstick|painted lips", "yes")],
-    "background": [(rf"\b{c} (?:background|backdrop)|(?:background|backdrop) is {c}\b", c)
-                   for c in ATTRIBUTES["background"]],
+    "background": world.background_patterns(ATTRIBUTES["background"]),
 }
 
 
@@ -628,20 +507,7 @@ def caption_mentions(text: str) -> dict[str, str]:
     text states two values of one attribute (a contradiction). Works on prompts too, e.g.
     `caption_mentions(value_prompt("hat", "no")) == {"hat": "no"}`.
     """
-    low = text.lower()
-    found: dict[str, str] = {}
-    for name, patterns in _PATTERNS.items():
-        values = []
-        masked = low
-        for pattern, value in patterns:
-            if re.search(pattern, masked):
-                values.append(value)
-                masked = re.sub(pattern, " ", masked)
-        if len(set(values)) > 1:
-            raise ValueError(f"caption states {name} = {sorted(set(values))}: {text!r}")
-        if values:
-            found[name] = values[0]
-    return found
+    return world.caption_mentions(_PATTERNS, text)
 
 
 _PROMPTS: dict[str, dict[str, str]] = {
@@ -665,11 +531,7 @@ def value_prompt(attr: str, value: str) -> str:
     `value_prompt("hair_color", "red") == "a person with red hair"`;
     `value_prompt("hat", "no") == "a bare-headed person"`.
     """
-    if attr not in _PROMPTS:
-        raise ValueError(f"unknown attribute {attr!r}; expected one of {list(ATTRIBUTES)}")
-    if value not in _PROMPTS[attr]:
-        raise ValueError(f"{attr} has no value {value!r}; expected one of {ATTRIBUTES[attr]}")
-    return _PROMPTS[attr][value]
+    return world.value_prompt(ATTRIBUTES, _PROMPTS, attr, value)
 
 
 _SHORT_PHRASES: dict[tuple[str, str], str] = {
@@ -692,8 +554,7 @@ def value_phrase(attr: str, value: str) -> str:
 
     `value_phrase("eyeglasses", "yes") == "wearing eyeglasses"`; `value_phrase("hair_color", "red") == "red hair"`.
     """
-    value_prompt(attr, value)  # the same errors for unknown attributes and values
-    return _SHORT_PHRASES[(attr, value)]
+    return world.value_phrase(ATTRIBUTES, _PROMPTS, _SHORT_PHRASES, attr, value)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -706,52 +567,29 @@ def attributes_to_labels(attrs: dict[str, Any]) -> torch.Tensor:
     The only unscored entry is a bald face's hair colour.
     """
     check_attributes(attrs)
-    return torch.tensor([-1 if attrs[a] is None else ATTRIBUTES[a].index(attrs[a]) for a in ATTRIBUTES],
-                        dtype=torch.long)
+    return world.attributes_to_labels(ATTRIBUTES, attrs)
 
 
 def labels_to_attributes(labels: torch.Tensor | Sequence[int]) -> dict[str, str | None]:
     """Inverse of `attributes_to_labels` (-1 → None) (00_setup.ipynb)."""
-    labels = [int(v) for v in (labels.tolist() if isinstance(labels, torch.Tensor) else labels)]
-    if len(labels) != len(ATTRIBUTES):
-        raise ValueError(f"expected {len(ATTRIBUTES)} labels, got {len(labels)}")
-    out: dict[str, str | None] = {}
-    for (name, values), v in zip(ATTRIBUTES.items(), labels):
-        if not -1 <= v < len(values):
-            raise ValueError(f"label {v} out of range for {name} ({len(values)} values)")
-        out[name] = None if v == -1 else values[v]
-    return out
-
-def _c_slices() -> dict[str, slice]:
-    out, start = {}, 0
-    for name, values in ATTRIBUTES.items():
-        out[name] = slice(start, start + len(values))
-        start += len(values)
-    return out
+    return world.labels_to_attributes(ATTRIBUTES, labels)
 
 
 # The generator's conditioning vector c: one one-hot block per attribute, in `ATTRIBUTES` order.
-C_SLICES: dict[str, slice] = _c_slices()
+C_SLICES: dict[str, slice] = world.c_slices(ATTRIBUTES)
 C_DIM: int = sum(len(values) for values in ATTRIBUTES.values())  # 28 = 5+3+2+3+2+2+3+2+2+4
 
 
 def attributes_to_c(attrs_list: Sequence[dict[str, Any]]) -> torch.Tensor:
     """Conditioning labels `c: [N, C_DIM]` (28): one one-hot block per attribute (`C_SLICES`), in
     `ATTRIBUTES` order; a bald face's hair-colour block is all zeros (02_stylegan2_wplus.ipynb)."""
-    c = torch.zeros(len(attrs_list), C_DIM)
-    for i, attrs in enumerate(attrs_list):
-        for name, values in ATTRIBUTES.items():
-            v = attrs.get(name)
-            if v is not None:
-                c[i, C_SLICES[name].start + values.index(v)] = 1.0
-    return c
+    return world.attributes_to_c(ATTRIBUTES, attrs_list)
 
 
 def sample_c(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, list[dict[str, Any]]]:
     """`n` label vectors drawn from the data distribution (`sample_attributes`): `(c [n, C_DIM], attrs)`
     (02_stylegan2_wplus.ipynb)."""
-    attrs = [sample_attributes(rng) for _ in range(n)]
-    return attributes_to_c(attrs), attrs
+    return world.sample_c(_THIS, n, rng)
 
 
 # Identity classes: the attributes a face-recognition network should see as "who" (the toy
@@ -779,56 +617,18 @@ N_IDENTITIES = 3 * 11 * 2 * 4
 # ----------------------------------------------------------------------------------------------
 # The dataset
 
-EVAL_SEED = 1_000_003  # held-out renders: no training stream uses this seed
 
-
-class ToyFaces(torch.utils.data.Dataset):
+class ToyFaces(world.RenderedDataset):
     """`n` toy faces generated on the fly, item `i` deterministic per `(seed, i)` (00_setup.ipynb).
 
     Each item is `dict(image=[3, R, R] float32 in [-1, 1], attributes=dict, caption=str,
     label=LongTensor [n_attributes] (-1: not scored), mentioned=BoolTensor [n_attributes])`.
     Items are drawn from `np.random.default_rng([seed, i])`, so any worker, order or machine sees
-    the same data. Use different seeds for training and held-out sets.
+    the same data. Use different seeds for training and held-out sets. `ToyFaces.collate` batches
+    them (a bald face's `hair_color=None` defeats the default collate).
     """
 
-    def __init__(self, n: int, seed: int = 0, resolution: int = RESOLUTION):
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
-        self.n, self.seed, self.resolution = int(n), int(seed), int(resolution)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        i = int(i)
-        if not -self.n <= i < self.n:
-            raise IndexError(f"index {i} out of range for {self.n} items")
-        i = i % self.n if self.n else i
-        rng = np.random.default_rng([self.seed, i])
-        attrs = sample_attributes(rng)
-        image = render(attrs, self.resolution, rng)
-        text, mentioned = caption(attrs, rng, return_mentioned=True)
-        return {
-            "image": image,
-            "attributes": attrs,
-            "caption": text,
-            "label": attributes_to_labels(attrs),
-            "mentioned": torch.tensor([a in mentioned for a in ATTRIBUTES]),
-        }
-
-    @staticmethod
-    def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        """`DataLoader(collate_fn=ToyFaces.collate)`: stacks tensors, keeps attributes and captions as lists.
-
-        (The default collate cannot batch a bald face's `hair_color=None`.)
-        """
-        return {
-            "image": torch.stack([it["image"] for it in items]),
-            "attributes": [it["attributes"] for it in items],
-            "caption": [it["caption"] for it in items],
-            "label": torch.stack([it["label"] for it in items]),
-            "mentioned": torch.stack([it["mentioned"] for it in items]),
-        }
+    _world = _THIS
 
 
 WorldDataset = ToyFaces  # the world-generic name of the dataset (`clip2gan.toy.pets.WorldDataset` is ToyPets)
@@ -838,49 +638,10 @@ def render_labeled_batch(
     n: int, rng: np.random.Generator, resolution: int = RESOLUTION
 ) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
     """`n` fresh faces from one generator: `(images [n,3,R,R], labels [n, n_attributes], attrs)` (00_setup.ipynb)."""
-    attrs = [sample_attributes(rng) for _ in range(n)]
-    images = render_batch(attrs, rng, resolution)
-    labels = torch.stack([attributes_to_labels(a) for a in attrs]) if n else torch.empty(0, len(ATTRIBUTES), dtype=torch.long)
-    return images, labels, attrs
+    return world.render_labeled_batch(_THIS, n, rng, resolution)
 
 
-# ----------------------------------------------------------------------------------------------
-# Image checks (for every network that reads the world's images)
-
-
-def check_images(images: Any, resolution: int = RESOLUTION, name: str = "images") -> torch.Tensor:
-    """Validate a batch of world images and return it clamped to [-1, 1] (00_setup.ipynb).
-
-    images: `[N, 3, resolution, resolution]`, floating point, in [-1, 1]. Values slightly outside
-    (a generator's overshoot, up to ±1.5) are clamped; anything further out, NaN, integer dtypes or
-    another shape raise a ValueError that says what to do.
-    """
-    if not isinstance(images, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor [N, 3, {resolution}, {resolution}], got {type(images).__name__}")
-    if not images.is_floating_point():
-        raise ValueError(
-            f"{name} has dtype {images.dtype}; expected floating point in [-1, 1] "
-            "(convert uint8 with images.float() / 127.5 - 1)"
-        )
-    if images.ndim == 3:
-        raise ValueError(f"{name} has shape {tuple(images.shape)}; expected a batch [N, 3, H, W] (use images[None])")
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"{name} has shape {tuple(images.shape)}; expected [N, 3, {resolution}, {resolution}]")
-    if images.shape[-2:] != (resolution, resolution):
-        raise ValueError(
-            f"{name} are {images.shape[-2]}x{images.shape[-1]} px; this network expects {resolution}x{resolution} "
-            f"(resize with torch.nn.functional.interpolate(images, size={resolution}, mode='area'))"
-        )
-    if images.numel():
-        if not torch.isfinite(images).all():
-            raise ValueError(f"{name} contain NaN or infinite values")
-        lo, hi = float(images.min()), float(images.max())
-        if lo < -1.5 or hi > 1.5:
-            raise ValueError(
-                f"{name} range over [{lo:.3g}, {hi:.3g}]; expected [-1, 1] "
-                "(from [0, 255] use x / 127.5 - 1; from [0, 1] use 2 * x - 1)"
-            )
-    return images.float().clamp(-1.0, 1.0)
+# `check_images`, every world's image check, is `clip2gan.toy.world.check_images`.
 
 
 # The attribute classifier (public API: `from clip2gan.toy.faces import AttributeClassifier`) lives in
