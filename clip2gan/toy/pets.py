@@ -31,53 +31,27 @@ positive phrase for every value ("plain fur", "collarless", "round ears"). `capt
 back what a caption states; `value_prompt` is the one prompt per value for zero-shot accuracy.
 
 Labels (`attributes_to_labels`, `attributes_to_c`, `sample_c`, `C_SLICES`), the dataset (`ToyPets`,
-also `WorldDataset`) and `check_images` have the faces' layout.
+also `WorldDataset`) and `check_images` have the faces' layout: both worlds bind the same code in
+`clip2gan.toy.world` to their own schema, drawing and phrase tables.
 """
 
 from __future__ import annotations
 
-import re
+import sys
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from clip2gan.toy.faces import EVAL_SEED, check_images
+from clip2gan.toy import world
+from clip2gan.toy.world import EVAL_SEED, RESOLUTION, check_images  # noqa: F401 (EVAL_SEED, check_images: WORLD_API)
 
-__all__ = [
-    "NAME",
-    "ATTRIBUTES",
-    "ATTRIBUTE_NAMES",
-    "RESOLUTION",
-    "EVAL_SEED",
-    "UNSCORED_WHEN",
-    "MINIMAL_PAIR_WEIGHTS",
-    "sample_attributes",
-    "check_attributes",
-    "flippable_attributes",
-    "flip_attribute",
-    "tied_attributes",
-    "describe",
-    "render",
-    "render_batch",
-    "render_labeled_batch",
-    "caption",
-    "caption_mentions",
-    "value_prompt",
-    "value_phrase",
-    "attributes_to_labels",
-    "labels_to_attributes",
-    "C_SLICES",
-    "C_DIM",
-    "attributes_to_c",
-    "sample_c",
-    "ToyPets",
-    "WorldDataset",
-    "check_images",
-]
+# The world's public names (`clip2gan.toy.world.WORLD_API`, the same in every world) and its dataset.
+__all__ = [*world.WORLD_API, "ToyPets"]
 
 NAME = "pets"
+_THIS = sys.modules[__name__]  # this world, for the generic code in `clip2gan.toy.world` that calls it
 
 ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "species": ("cat", "dog"),
@@ -89,9 +63,6 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "background": ("green", "yellow", "pink", "purple"),
 }
 ATTRIBUTE_NAMES: tuple[str, ...] = tuple(ATTRIBUTES)
-
-RESOLUTION = 32
-_SUPERSAMPLE = 4
 
 # Not scored when another attribute has a value ({attribute: (other, value)}): none in this world.
 UNSCORED_WHEN: dict[str, tuple[str, str]] = {}
@@ -114,17 +85,12 @@ _MARGINALS: dict[str, tuple[float, ...]] = {
 
 def sample_attributes(rng: np.random.Generator) -> dict[str, str]:
     """Draw one attribute dict from the world's marginals; attributes are independent (08_evaluation.ipynb)."""
-    return {name: values[int(rng.choice(len(values), p=_MARGINALS[name]))] for name, values in ATTRIBUTES.items()}
+    return world.sample_values(ATTRIBUTES, _MARGINALS, rng)
 
 
 def check_attributes(attrs: dict[str, Any]) -> None:
     """Raise ValueError unless `attrs` is a complete attribute dict of this world (08_evaluation.ipynb)."""
-    missing = [a for a in ATTRIBUTES if a not in attrs]
-    if missing:
-        raise ValueError(f"attributes missing: {missing}; expected keys {list(ATTRIBUTES)}")
-    extra = [a for a in attrs if a not in ATTRIBUTES]
-    if extra:
-        raise ValueError(f"unknown attributes: {extra}; expected keys {list(ATTRIBUTES)}")
+    world.check_keys(ATTRIBUTES, attrs)
     for name, values in ATTRIBUTES.items():
         if attrs[name] not in values:
             raise ValueError(f"{name}={attrs[name]!r} is not one of {values}")
@@ -139,10 +105,7 @@ def flip_attribute(attrs: dict[str, Any], name: str, rng: np.random.Generator) -
     """A copy of `attrs` with attribute `name` changed to another value (08_evaluation.ipynb)."""
     if name not in ATTRIBUTES:
         raise ValueError(f"unknown attribute {name!r}; expected one of {list(ATTRIBUTES)}")
-    out = dict(attrs)
-    others = [v for v in ATTRIBUTES[name] if v != attrs[name]]
-    out[name] = others[int(rng.integers(len(others)))]
-    return out
+    return world.flip_value(ATTRIBUTES, attrs, name, rng)
 
 
 def tied_attributes(target_attr: str) -> set[str]:
@@ -173,18 +136,7 @@ _OUTLINE = (24, 20, 20)
 
 
 def _jitter(rng: np.random.Generator | None, color: Sequence[int], amount: float = 0.07) -> tuple[int, ...]:
-    if rng is None:
-        return tuple(int(c) for c in color)
-    scale = 1.0 + rng.uniform(-amount, amount)
-    return tuple(int(min(255, max(0, c * scale + rng.uniform(-5, 5)))) for c in color)
-
-
-def _blend(a: Sequence[int], b: Sequence[int], t: float) -> tuple[int, ...]:
-    return tuple(int(round(x * (1 - t) + y * t)) for x, y in zip(a, b))
-
-
-def _uniform(rng: np.random.Generator | None, lo: float, hi: float) -> float:
-    return (lo + hi) / 2 if rng is None else float(rng.uniform(lo, hi))
+    return world.jitter_color(rng, color, amount, 5)
 
 
 def _marking_color(fur_name: str, fur: Sequence[int]) -> tuple[int, ...]:
@@ -193,44 +145,28 @@ def _marking_color(fur_name: str, fur: Sequence[int]) -> tuple[int, ...]:
         return (176, 174, 170)
     if fur_name == "white":
         return (44, 40, 40)
-    return _blend(fur, (0, 0, 0), 0.6)
+    return world.mix(fur, (0, 0, 0), 0.6)
 
 
 def _ear_shade(fur_name: str, fur: Sequence[int]) -> tuple[int, ...]:
     """Floppy ears hang in a shade of the fur that stands out from it."""
-    return _blend(fur, (255, 255, 255), 0.35) if fur_name == "black" else _blend(fur, (0, 0, 0), 0.35)
+    return world.mix(fur, (255, 255, 255), 0.35) if fur_name == "black" else world.mix(fur, (0, 0, 0), 0.35)
 
 
-class _Canvas:
-    """Drawing in 128-unit coordinates on a canvas of 128·k pixels."""
-
-    def __init__(self, draw: ImageDraw.ImageDraw, k: float):
-        self.draw, self.k = draw, k
-
-    def box(self, x0: float, y0: float, x1: float, y1: float) -> list[float]:
-        return [x0 * self.k, y0 * self.k, x1 * self.k, y1 * self.k]
-
-    def pts(self, points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-        return [(x * self.k, y * self.k) for x, y in points]
-
-    def w(self, width: float) -> int:
-        return max(1, int(round(width * self.k)))
-
-
-def _draw_head(c: _Canvas, attrs: dict[str, Any], rng: np.random.Generator | None, cx: float, cy: float,
+def _draw_head(c: world.Canvas, attrs: dict[str, Any], rng: np.random.Generator | None, cx: float, cy: float,
                s: float, fur: tuple[int, ...]) -> None:
     """The head (ears, face, markings, eyes, nose and mouth) around (cx, cy) at scale s, on a transparent layer."""
     d = c.draw
     cat = attrs["species"] == "cat"
-    outline = _blend(fur, (0, 0, 0), 0.45) if attrs["fur"] != "black" else (92, 88, 88)
+    outline = world.mix(fur, (0, 0, 0), 0.45) if attrs["fur"] != "black" else (92, 88, 88)
     marking = _marking_color(attrs["fur"], fur)
     hw, hh = (40 * s, 32 * s) if cat else (34 * s, 35 * s)  # half width / height of the head
     top = cy - hh
-    turn = _uniform(rng, -3.5, 3.5) * s  # a sideways turn: the features move, the outline stays
+    turn = world.uniform(rng, -3.5, 3.5) * s  # a sideways turn: the features move, the outline stays
     fx = cx + turn
 
     # ears behind the head: pointed triangles or round discs on the crown
-    ear_len = _uniform(rng, 0.9, 1.1)
+    ear_len = world.uniform(rng, 0.9, 1.1)
     if attrs["ears"] == "pointed":
         for sx in (-1, 1):
             base_out, base_in = cx + sx * hw * 0.95, cx + sx * hw * 0.22
@@ -273,7 +209,7 @@ def _draw_head(c: _Canvas, attrs: dict[str, Any], rng: np.random.Generator | Non
         order = [0, 1, 2, 3, 4] if rng is None else list(rng.permutation(len(spots)))
         for idx in order[:3]:
             ox, oy = spots[idx]
-            r = _uniform(rng, 7.5, 9.5) * s
+            r = world.uniform(rng, 7.5, 9.5) * s
             x, y = cx + ox * hw, cy + oy * hh
             d.ellipse(c.box(x - r, y - r * 0.85, x + r, y + r * 0.85), fill=marking)
 
@@ -303,7 +239,7 @@ def _draw_head(c: _Canvas, attrs: dict[str, Any], rng: np.random.Generator | Non
                 d.line(c.pts([(fx + sx * 9 * s, ny + 3 * s), (fx + sx * 38 * s, ny + (dy * 2.2) * s)]),
                        fill=whisker, width=c.w(1.8))
     else:  # a light muzzle with a big black nose and a pink tongue
-        muzzle = (206, 198, 186) if attrs["fur"] == "white" else _blend(fur, (255, 255, 255), 0.55)
+        muzzle = (206, 198, 186) if attrs["fur"] == "white" else world.mix(fur, (255, 255, 255), 0.55)
         my = cy + 14 * s
         d.ellipse(c.box(fx - 19 * s, my - 14 * s, fx + 19 * s, my + 15 * s), fill=muzzle)
         d.polygon(c.pts([(fx - 5 * s, my + 11 * s), (fx + 5 * s, my + 11 * s), (fx + 6 * s, my + 23 * s),
@@ -323,18 +259,18 @@ def _draw_head(c: _Canvas, attrs: dict[str, Any], rng: np.random.Generator | Non
 
 
 def _render_pil(attrs: dict[str, Any], resolution: int, rng: np.random.Generator | None) -> Image.Image:
-    size = resolution * _SUPERSAMPLE
+    size = resolution * world.SUPERSAMPLE
     k = size / 128
     img = Image.new("RGB", (size, size), _jitter(rng, _BACKGROUND[attrs["background"]], 0.05))
-    c = _Canvas(ImageDraw.Draw(img), k)
+    c = world.Canvas(ImageDraw.Draw(img), k)
     fur = _jitter(rng, _FUR[attrs["fur"]])
-    cx = 64 + _uniform(rng, -5, 5)
-    cy = 56 + _uniform(rng, -4, 4)
-    s = _uniform(rng, 0.92, 1.06)
-    tilt = _uniform(rng, -9, 9)
+    cx = 64 + world.uniform(rng, -5, 5)
+    cy = 56 + world.uniform(rng, -4, 4)
+    s = world.uniform(rng, 0.92, 1.06)
+    tilt = world.uniform(rng, -9, 9)
 
     # the body below the head, and the collar on the neck
-    outline = _blend(fur, (0, 0, 0), 0.45) if attrs["fur"] != "black" else (92, 88, 88)
+    outline = world.mix(fur, (0, 0, 0), 0.45) if attrs["fur"] != "black" else (92, 88, 88)
     c.draw.ellipse(c.box(cx - 38 * s, cy + 28 * s, cx + 38 * s, cy + 120 * s), fill=fur, outline=outline, width=c.w(2))
     if attrs["pattern"] == "striped":
         for dx in (-22, 0, 22):
@@ -347,7 +283,7 @@ def _render_pil(attrs: dict[str, Any], resolution: int, rng: np.random.Generator
 
     # the head on its own layer, tilted about its centre
     layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    _draw_head(_Canvas(ImageDraw.Draw(layer), k), attrs, rng, cx, cy, s, fur)
+    _draw_head(world.Canvas(ImageDraw.Draw(layer), k), attrs, rng, cx, cy, s, fur)
     if tilt:
         layer = layer.rotate(tilt, resample=Image.BICUBIC, center=(cx * k, cy * k))
     img.paste(layer, (0, 0), layer)
@@ -359,7 +295,7 @@ def _render_pil(attrs: dict[str, Any], resolution: int, rng: np.random.Generator
                                  outline=_OUTLINE, width=c.w(1.5))
         c.draw.ellipse(c.box(cx - 5 * s, y0 + 9 * s, cx + 5 * s, y0 + 19 * s), fill=_TAG, outline=_OUTLINE,
                        width=c.w(1.2))
-    return img.reduce(_SUPERSAMPLE)
+    return img.reduce(world.SUPERSAMPLE)
 
 
 def render(attrs: dict[str, Any], resolution: int = RESOLUTION, rng: np.random.Generator | None = None) -> torch.Tensor:
@@ -368,31 +304,22 @@ def render(attrs: dict[str, Any], resolution: int = RESOLUTION, rng: np.random.G
     rng: a `numpy.random.Generator` for the nuisance variation (position, size, tilt, turn, shades,
     spot placement); None draws the canonical pet of these attributes, with no jitter.
     """
-    check_attributes(attrs)
-    if resolution < 8:
-        raise ValueError(f"resolution must be >= 8, got {resolution}")
-    arr = np.asarray(_render_pil(attrs, resolution, rng), dtype=np.float32)
-    return torch.from_numpy(arr).permute(2, 0, 1).div_(127.5).sub_(1.0).contiguous()
+    return world.render(_render_pil, check_attributes, attrs, resolution, rng)
 
 
 def render_batch(
     attrs_list: Sequence[dict[str, Any]], rng: np.random.Generator | None = None, resolution: int = RESOLUTION
 ) -> torch.Tensor:
     """Draw many pets: `[N, 3, resolution, resolution]` float32 in [-1, 1] (08_evaluation.ipynb)."""
-    if len(attrs_list) == 0:
-        return torch.empty(0, 3, resolution, resolution)
-    for attrs in attrs_list:
-        check_attributes(attrs)
-    arr = np.stack([np.asarray(_render_pil(a, resolution, rng), dtype=np.uint8) for a in attrs_list])
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0).contiguous()
+    return world.render_batch(_render_pil, check_attributes, attrs_list, rng, resolution)
 
 
 # ----------------------------------------------------------------------------------------------
 # Captions
 #
-# A clause is (verb, object) with verb in {"has", "is", "wears"}; a sentence joins 1-3 clauses under
-# one subject ("This cat has orange striped fur and wears a red collar."). Every value has a positive
-# phrasing, so "no collar" is never the only way to say "collarless".
+# Clauses and their assembly into sentences: `clip2gan.toy.world` ("This cat has orange striped fur
+# and wears a red collar."). Every value has a positive phrasing, so "no collar" is never the only
+# way to say "collarless".
 
 _FUR_WORDS = {"orange": ("orange", "ginger"), "gray": ("gray", "grey"), "brown": ("brown", "chocolate"),
               "black": ("black", "jet-black"), "white": ("white", "snow-white")}
@@ -417,46 +344,8 @@ _CLAUSES: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
     },
 }
 _EYE_SENTENCE = ("Its eyes are {}.", "The eyes are {}.")
-_BACKGROUND_CLAUSES = (("is", "in front of a {} background"), ("is", "pictured against a {} backdrop"),
-                       ("is", "on a {} background"))
 _GENERIC_FIRST = ("This pet", "The pet", "This animal", "The animal in the picture")
 _LATER = ("It", "It", "This pet", "The animal")
-
-
-def _pick(rng: np.random.Generator, options: Sequence[Any]) -> Any:
-    return options[int(rng.integers(len(options)))]
-
-
-def _join(items: Sequence[str]) -> str:
-    if len(items) == 1:
-        return items[0]
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _sentence(subject: str, clauses: Sequence[tuple[str, str]]) -> str:
-    groups: dict[str, list[str]] = {}
-    for verb, obj in clauses:
-        groups.setdefault(verb, []).append(obj)
-    parts = [f"{v} {_join(objs)}" for v, objs in groups.items()]
-    body = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + (", and " if len(parts) > 2 else " and ") + parts[-1]
-    return f"{subject} {body}."
-
-
-def _noun_phrase_sentence(noun: str, clauses: Sequence[tuple[str, str]]) -> str:
-    """"A striped, collarless cat with floppy ears, on a pink background." """
-    adjectives = [o for v, o in clauses if v == "is" and " " not in o]
-    with_ = [o for v, o in clauses if v == "has"]
-    wearing = [o for v, o in clauses if v == "wears"]
-    rest = [o for v, o in clauses if v == "is" and " " in o]
-    words = ", ".join(adjectives) + " " + noun if adjectives else noun
-    head = ("An " if words[0] in "aeiou" else "A ") + words
-    tails = []
-    if with_:
-        tails.append("with " + _join(with_))
-    if wearing:
-        tails.append("wearing " + _join(wearing))
-    tails += rest
-    return head + (" " + ", ".join(tails) if tails else "") + "."
 
 
 def caption(attrs: dict[str, Any], rng: np.random.Generator,
@@ -470,72 +359,49 @@ def caption(attrs: dict[str, Any], rng: np.random.Generator,
     `names` the stated attributes in `ATTRIBUTES` order.
     """
     check_attributes(attrs)
-    pool = list(ATTRIBUTES)
-    k = int(rng.integers(2, len(pool) + 1))
-    chosen = {pool[i] for i in rng.choice(len(pool), size=k, replace=False)}
+    chosen = world.choose_mentioned(list(ATTRIBUTES), rng)
 
     clauses: list[tuple[str, str]] = []
     sentences: list[str] = []
-    fur = _pick(rng, _FUR_WORDS[attrs["fur"]]) if "fur" in chosen else None
+    fur = world.pick(rng, _FUR_WORDS[attrs["fur"]]) if "fur" in chosen else None
     if fur is not None and "pattern" in chosen:
-        pattern = _pick(rng, _PATTERN_WORDS[attrs["pattern"]])
+        pattern = world.pick(rng, _PATTERN_WORDS[attrs["pattern"]])
         words = f"{pattern} {fur}" if attrs["pattern"] == "plain" or rng.random() < 0.5 else f"{fur} {pattern}"
-        clauses.append(("has", _pick(rng, (f"{words} fur", f"a {words} coat"))))
+        clauses.append(("has", world.pick(rng, (f"{words} fur", f"a {words} coat"))))
     elif fur is not None:
         if rng.random() < 0.25:
-            sentences.append(f"{_pick(rng, ('Its fur is', 'Its coat is'))} {fur}.")
+            sentences.append(f"{world.pick(rng, ('Its fur is', 'Its coat is'))} {fur}.")
         else:
-            clauses.append(("has", _pick(rng, (f"{fur} fur", f"a {fur} coat"))))
+            clauses.append(("has", world.pick(rng, (f"{fur} fur", f"a {fur} coat"))))
     elif "pattern" in chosen:
-        clauses.append(_pick(rng, _CLAUSES["pattern"][attrs["pattern"]]))
+        clauses.append(world.pick(rng, _CLAUSES["pattern"][attrs["pattern"]]))
     for name in ("ears", "collar"):
         if name in chosen:
-            clauses.append(_pick(rng, _CLAUSES[name][attrs[name]]))
+            clauses.append(world.pick(rng, _CLAUSES[name][attrs[name]]))
     if "eyes" in chosen:
         if rng.random() < 0.25:
-            sentences.append(_pick(rng, _EYE_SENTENCE).format(attrs["eyes"]))
+            sentences.append(world.pick(rng, _EYE_SENTENCE).format(attrs["eyes"]))
         else:
-            clauses.append(_pick(rng, _CLAUSES["eyes"][attrs["eyes"]]))
+            clauses.append(world.pick(rng, _CLAUSES["eyes"][attrs["eyes"]]))
     if "background" in chosen:
-        color = attrs["background"]
-        if rng.random() < 0.3:
-            sentences.append(f"The {_pick(rng, ('background', 'backdrop'))} is {color}.")
-        else:
-            verb, template = _pick(rng, _BACKGROUND_CLAUSES)
-            clauses.append((verb, template.format(color)))
+        world.add_background(attrs["background"], rng, clauses, sentences)
 
-    noun = _pick(rng, _SPECIES_WORDS[attrs["species"]]) if "species" in chosen else None
-    order = rng.permutation(len(clauses))
-    clauses = [clauses[i] for i in order]
-    out: list[str] = []
-    if not clauses:  # only standalone sentences: open with the species, or the pet, on its own
-        out.append(f"A {noun or 'pet'}.")
-    i, first = 0, True
-    while i < len(clauses):
-        n = int(rng.integers(1, 4))
-        group = clauses[i:i + n]
-        i += n
-        if first and rng.random() < 0.25:
-            out.append(_noun_phrase_sentence(noun or _pick(rng, ("pet", "animal")), group))
-        elif first:
-            subject = f"{_pick(rng, ('This', 'The'))} {noun}" if noun else _pick(rng, _GENERIC_FIRST)
-            out.append(_sentence(subject, group))
-        else:
-            out.append(_sentence(_pick(rng, _LATER), group))
-        first = False
-    for s in sentences:  # standalone sentences go anywhere after the first
-        out.insert(int(rng.integers(1, len(out) + 1)), s)
-    text = " ".join(out)
+    noun = world.pick(rng, _SPECIES_WORDS[attrs["species"]]) if "species" in chosen else None
+
+    def first(group: Sequence[tuple[str, str]]) -> str:
+        if rng.random() < 0.25:
+            return world.noun_phrase_sentence(noun or world.pick(rng, ("pet", "animal")), group)
+        subject = f"{world.pick(rng, ('This', 'The'))} {noun}" if noun else world.pick(rng, _GENERIC_FIRST)
+        return world.sentence(subject, group)
+
+    # with only standalone sentences, the caption opens with the species, or the pet, on its own: "A cat."
+    text = world.assemble(clauses, sentences, rng, first, _LATER, opening=f"A {noun or 'pet'}.")
     if return_mentioned:
         return text, tuple(a for a in ATTRIBUTES if a in chosen)
     return text
 
 
-def _alternatives(words: Sequence[str]) -> str:
-    return "|".join(w.replace(" ", r"\s") for w in words)
-
-
-_FUR_RE = {v: _alternatives(ws) for v, ws in _FUR_WORDS.items()}
+_FUR_RE = {v: world.alternatives(ws) for v, ws in _FUR_WORDS.items()}
 _PATTERN_ADJ = r"(?:striped|spotted|plain|solid-coloured)"
 # What a caption states, read back by patterns (tried in order; the first match per attribute wins).
 _PATTERNS: dict[str, list[tuple[str, str]]] = {
@@ -549,8 +415,7 @@ _PATTERNS: dict[str, list[tuple[str, str]]] = {
     "eyes": [(rf"\b{c} eyes|\beyes are {c}\b", c) for c in ATTRIBUTES["eyes"]],
     "collar": [(r"\bcollarless|\bbare neck|\bno collar|\bwithout a collar", "none"), (r"\bred collar", "red"),
                (r"\bblue collar", "blue")],
-    "background": [(rf"\b{c} (?:background|backdrop)|(?:background|backdrop) is {c}\b", c)
-                   for c in ATTRIBUTES["background"]],
+    "background": world.background_patterns(ATTRIBUTES["background"]),
 }
 
 
@@ -561,20 +426,7 @@ def caption_mentions(text: str) -> dict[str, str]:
     two values of one attribute. Works on prompts too: `caption_mentions(value_prompt("ears", "round"))
     == {"ears": "round"}`.
     """
-    low = text.lower()
-    found: dict[str, str] = {}
-    for name, patterns in _PATTERNS.items():
-        values = []
-        masked = low
-        for pattern, value in patterns:
-            if re.search(pattern, masked):
-                values.append(value)
-                masked = re.sub(pattern, " ", masked)
-        if len(set(values)) > 1:
-            raise ValueError(f"caption states {name} = {sorted(set(values))}: {text!r}")
-        if values:
-            found[name] = values[0]
-    return found
+    return world.caption_mentions(_PATTERNS, text)
 
 
 _PROMPTS: dict[str, dict[str, str]] = {
@@ -593,11 +445,7 @@ def value_prompt(attr: str, value: str) -> str:
 
     `value_prompt("species", "dog") == "a photo of a dog"`; `value_prompt("collar", "none") == "a collarless pet"`.
     """
-    if attr not in _PROMPTS:
-        raise ValueError(f"unknown attribute {attr!r}; expected one of {list(ATTRIBUTES)}")
-    if value not in _PROMPTS[attr]:
-        raise ValueError(f"{attr} has no value {value!r}; expected one of {ATTRIBUTES[attr]}")
-    return _PROMPTS[attr][value]
+    return world.value_prompt(ATTRIBUTES, _PROMPTS, attr, value)
 
 
 _SHORT_PHRASES: dict[tuple[str, str], str] = {
@@ -616,8 +464,7 @@ def value_phrase(attr: str, value: str) -> str:
 
     `value_phrase("ears", "floppy") == "floppy ears"`; `value_phrase("collar", "none") == "collarless"`.
     """
-    value_prompt(attr, value)  # the same errors for unknown attributes and values
-    return _SHORT_PHRASES[(attr, value)]
+    return world.value_phrase(ATTRIBUTES, _PROMPTS, _SHORT_PHRASES, attr, value)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -627,89 +474,41 @@ def value_phrase(attr: str, value: str) -> str:
 def attributes_to_labels(attrs: dict[str, Any]) -> torch.Tensor:
     """`LongTensor [n_attributes]`: each value's index in `ATTRIBUTES` (08_evaluation.ipynb)."""
     check_attributes(attrs)
-    return torch.tensor([ATTRIBUTES[a].index(attrs[a]) for a in ATTRIBUTES], dtype=torch.long)
+    return world.attributes_to_labels(ATTRIBUTES, attrs)
 
 
 def labels_to_attributes(labels: torch.Tensor | Sequence[int]) -> dict[str, str | None]:
     """Inverse of `attributes_to_labels` (-1, never produced here, → None) (08_evaluation.ipynb)."""
-    labels = [int(v) for v in (labels.tolist() if isinstance(labels, torch.Tensor) else labels)]
-    if len(labels) != len(ATTRIBUTES):
-        raise ValueError(f"expected {len(ATTRIBUTES)} labels, got {len(labels)}")
-    out: dict[str, str | None] = {}
-    for (name, values), v in zip(ATTRIBUTES.items(), labels):
-        if not -1 <= v < len(values):
-            raise ValueError(f"label {v} out of range for {name} ({len(values)} values)")
-        out[name] = None if v == -1 else values[v]
-    return out
+    return world.labels_to_attributes(ATTRIBUTES, labels)
 
 
-C_SLICES: dict[str, slice] = {}
-_start = 0
-for _name, _values in ATTRIBUTES.items():
-    C_SLICES[_name] = slice(_start, _start + len(_values))
-    _start += len(_values)
-C_DIM: int = _start  # 23 = 2+5+3+3+3+3+4
-del _start, _name, _values
+C_SLICES: dict[str, slice] = world.c_slices(ATTRIBUTES)
+C_DIM: int = sum(len(values) for values in ATTRIBUTES.values())  # 23 = 2+5+3+3+3+3+4
 
 
 def attributes_to_c(attrs_list: Sequence[dict[str, Any]]) -> torch.Tensor:
     """Conditioning labels `c: [N, C_DIM]` (23): one one-hot block per attribute at `C_SLICES` (08_evaluation.ipynb)."""
-    c = torch.zeros(len(attrs_list), C_DIM)
-    for i, attrs in enumerate(attrs_list):
-        for name, values in ATTRIBUTES.items():
-            v = attrs.get(name)
-            if v is not None:
-                c[i, C_SLICES[name].start + values.index(v)] = 1.0
-    return c
+    return world.attributes_to_c(ATTRIBUTES, attrs_list)
 
 
 def sample_c(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, list[dict[str, Any]]]:
     """`n` label vectors drawn from the data distribution: `(c [n, C_DIM], attrs)` (08_evaluation.ipynb)."""
-    attrs = [sample_attributes(rng) for _ in range(n)]
-    return attributes_to_c(attrs), attrs
+    return world.sample_c(_THIS, n, rng)
 
 
 # ----------------------------------------------------------------------------------------------
 # The dataset
 
 
-class ToyPets(torch.utils.data.Dataset):
+class ToyPets(world.RenderedDataset):
     """`n` toy pets generated on the fly, item `i` deterministic per `(seed, i)` (08_evaluation.ipynb).
 
     Items as `clip2gan.toy.faces.ToyFaces`'s: `dict(image=[3, R, R] float32 in [-1, 1], attributes,
-    caption, label=LongTensor [n_attributes], mentioned=BoolTensor [n_attributes])`.
+    caption, label=LongTensor [n_attributes], mentioned=BoolTensor [n_attributes])`; `ToyPets.collate`
+    batches them.
     """
 
-    def __init__(self, n: int, seed: int = 0, resolution: int = RESOLUTION):
-        if n < 0:
-            raise ValueError(f"n must be >= 0, got {n}")
-        self.n, self.seed, self.resolution = int(n), int(seed), int(resolution)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        i = int(i)
-        if not -self.n <= i < self.n:
-            raise IndexError(f"index {i} out of range for {self.n} items")
-        i = i % self.n
-        rng = np.random.default_rng([self.seed, i])
-        attrs = sample_attributes(rng)
-        image = render(attrs, self.resolution, rng)
-        text, mentioned = caption(attrs, rng, return_mentioned=True)
-        return {"image": image, "attributes": attrs, "caption": text, "label": attributes_to_labels(attrs),
-                "mentioned": torch.tensor([a in mentioned for a in ATTRIBUTES])}
-
-    @staticmethod
-    def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        """`DataLoader(collate_fn=ToyPets.collate)`: stacks tensors, keeps attributes and captions as lists."""
-        return {
-            "image": torch.stack([it["image"] for it in items]),
-            "attributes": [it["attributes"] for it in items],
-            "caption": [it["caption"] for it in items],
-            "label": torch.stack([it["label"] for it in items]),
-            "mentioned": torch.stack([it["mentioned"] for it in items]),
-        }
+    _world = _THIS
 
 
 WorldDataset = ToyPets  # the world-generic name of the dataset (`clip2gan.toy.faces.WorldDataset` is ToyFaces)
@@ -719,9 +518,5 @@ def render_labeled_batch(
     n: int, rng: np.random.Generator, resolution: int = RESOLUTION
 ) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any]]]:
     """`n` fresh pets from one generator: `(images [n,3,R,R], labels [n, n_attributes], attrs)` (08_evaluation.ipynb)."""
-    attrs = [sample_attributes(rng) for _ in range(n)]
-    images = render_batch(attrs, rng, resolution)
-    labels = torch.stack([attributes_to_labels(a) for a in attrs]) if n else torch.empty(0, len(ATTRIBUTES),
-                                                                                        dtype=torch.long)
-    return images, labels, attrs
+    return world.render_labeled_batch(_THIS, n, rng, resolution)
 
