@@ -271,3 +271,18 @@ def test_pets_world_trains_and_loads_as_a_whole(empty_hub, tmp_path):
     assert model.profile == "toypets"
     images = model.generate(["a dog with floppy ears"], n_per_prompt=2, seed=0)
     assert images.shape == (2, 3, 16, 16) and torch.isfinite(images).all()
+
+
+def test_the_evaluation_protocol_draws_its_held_out_data_from_the_pets():
+    """eval_data/edit_set take the world: pets captions, attributes and edits that ask for a value the pet lacks."""
+    from clip2gan.evaluation.protocol import eval_data
+    from clip2gan.evaluation.sweeps import SIZES
+
+    data = eval_data(SIZES["ci"], R, seed=0, world="toypets")  # the profile names its world
+    assert data.images.shape == (SIZES["ci"].n_captions, 3, R, R)
+    assert all(set(a) == set(pets.ATTRIBUTES) for a in data.attributes + data.edit_attributes)
+    assert all(set(m) <= set(pets.ATTRIBUTES) and m for m in data.mentioned)
+    for attrs, (attr, value) in zip(data.edit_attributes, data.edit_targets):
+        assert attr in pets.ATTRIBUTES and attrs[attr] != value  # a real change
+    again = eval_data(SIZES["ci"], R, seed=0, world=pets)
+    assert again.captions == data.captions and torch.equal(again.images, data.images)

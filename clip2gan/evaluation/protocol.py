@@ -1,6 +1,6 @@
 """The evaluation protocol: what is measured on a trained M, on which images, how a difference is judged (08_evaluation.ipynb).
 
-Data (`eval_data`, `edit_set`): held-out captions with their renders (`toyfaces.ToyFaces(seed=EVAL_SEED)`),
+Data (`eval_data`, `edit_set`; `world=` picks the toy world): held-out captions with their renders (`ToyFaces(seed=EVAL_SEED)`),
 and (render, edit) pairs from a second held-out stream, each edit asking for a value the face does not
 have (the same data for every variant and setting).
 
@@ -63,7 +63,8 @@ from clip2gan.evaluation.attributes import (
 )
 from clip2gan.evaluation.metrics import feature_statistics, frechet_distance, lpips_diversity, lpips_to_reference
 from clip2gan.model import CLIP2GAN
-from clip2gan.toy.faces import ATTRIBUTES, EVAL_SEED, AttributeClassifier, ToyFaces
+from clip2gan.toy import world_module
+from clip2gan.toy.faces import AttributeClassifier
 
 if TYPE_CHECKING:  # sweeps.py imports this module; SweepSize is only a type here
     from clip2gan.evaluation.sweeps import SweepSize
@@ -131,38 +132,45 @@ class EvalData:
     edit_targets: list[tuple[str, str]]
 
 
-def _edit_choice(attrs: dict[str, Any], rng: np.random.Generator) -> tuple[str, str, str]:
-    """One edit from the toy vocabulary that asks for a value the face does not have (a real change);
-    on a bald face no hair-colour or bangs edit (those would also have to grow hair)."""
-    options = [(t, a, v) for t, a, v in edit_prompts("prompt")
-               if attrs[a] != v and not (attrs["hair_length"] == "bald" and a in ("hair_color", "bangs"))]
+def _edit_choice(attrs: dict[str, Any], rng: np.random.Generator, world: Any = None) -> tuple[str, str, str]:
+    """One edit from the toy vocabulary that asks for a value the image does not have (a real change), on an
+    attribute the world lets an edit change (`flippable_attributes`: on a bald face no hair colour or bangs,
+    which would also have to grow hair)."""
+    module = world_module(world)
+    flippable = set(module.flippable_attributes(attrs))
+    options = [(t, a, v) for t, a, v in edit_prompts("prompt", world=None if module.NAME == "faces" else module.NAME)
+               if attrs[a] != v and a in flippable]
     return options[int(rng.integers(len(options)))]
 
 
-def edit_set(n: int, resolution: int, seed: int = 0
+def edit_set(n: int, resolution: int, seed: int = 0, world: Any = None
              ) -> tuple[torch.Tensor, list[dict[str, Any]], list[str], list[tuple[str, str]]]:
     """`n` held-out renders, each with one edit asking for a value it does not have (07_editing.ipynb).
 
     Returns (images `[n, 3, R, R]`, their attributes, edit texts, (attribute, value) targets);
-    deterministic per seed, drawn from a stream no training run uses.
+    deterministic per seed, drawn from a stream no training run uses. world: the toy world (None: faces;
+    anything `clip2gan.toy.world_module` takes, e.g. 'pets' or the profile 'toypets').
     """
-    faces = ToyFaces(n, seed=EVAL_SEED + seed + 1, resolution=resolution)
-    items = [faces[i] for i in range(len(faces))]
+    module = world_module(world)
+    renders = module.WorldDataset(n, seed=module.EVAL_SEED + seed + 1, resolution=resolution)
+    items = [renders[i] for i in range(len(renders))]
     rng = np.random.default_rng([seed, 6])
-    choices = [_edit_choice(it["attributes"], rng) for it in items]
+    choices = [_edit_choice(it["attributes"], rng, module) for it in items]
     images = torch.stack([it["image"] for it in items]) if items else torch.empty(0, 3, resolution, resolution)
     return images, [it["attributes"] for it in items], [c[0] for c in choices], [(c[1], c[2]) for c in choices]
 
 
-def eval_data(size: SweepSize, resolution: int, seed: int = 0) -> EvalData:
+def eval_data(size: SweepSize, resolution: int, seed: int = 0, world: Any = None) -> EvalData:
     """The evaluation set of a sweep size at the generator's resolution, deterministic per seed (08_evaluation.ipynb).
 
-    Uses `size.n_captions` and `size.n_edit`.
+    Uses `size.n_captions` and `size.n_edit`. world: the toy world (None: faces; see `edit_set`).
     """
-    faces = ToyFaces(size.n_captions, seed=EVAL_SEED + seed, resolution=resolution)
-    items = [faces[i] for i in range(len(faces))]
-    mentioned = [{a: it["attributes"][a] for a, m in zip(ATTRIBUTES, it["mentioned"].tolist()) if m} for it in items]
-    edit_images, edit_attributes, edit_texts, edit_targets = edit_set(size.n_edit, resolution, seed)
+    module = world_module(world)
+    renders = module.WorldDataset(size.n_captions, seed=module.EVAL_SEED + seed, resolution=resolution)
+    items = [renders[i] for i in range(len(renders))]
+    mentioned = [{a: it["attributes"][a] for a, m in zip(module.ATTRIBUTES, it["mentioned"].tolist()) if m}
+                 for it in items]
+    edit_images, edit_attributes, edit_texts, edit_targets = edit_set(size.n_edit, resolution, seed, module)
     return EvalData(images=torch.stack([it["image"] for it in items]), attributes=[it["attributes"] for it in items],
                     captions=[it["caption"] for it in items], mentioned=mentioned, edit_images=edit_images,
                     edit_attributes=edit_attributes, edit_texts=edit_texts, edit_targets=edit_targets)
