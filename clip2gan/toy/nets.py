@@ -56,6 +56,7 @@ from clip2gan.toy.faces import (
     render,
     sample_attributes,
 )
+from clip2gan.toy.world import pick
 
 __all__ = [
     "AttributeClassifier",
@@ -251,10 +252,6 @@ def evaluate_classifier(model: AttributeClassifier, n: int = 2000, seed: int = E
     return {a: round(float(c / max(k, 1)), 5) for a, c, k in zip(attributes, correct, count)}
 
 
-def _pick(rng: np.random.Generator, options: Sequence[Any]) -> Any:
-    return options[int(rng.integers(len(options)))]
-
-
 def _identity_edit_pairs(n: int, seed: int, resolution: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Faces and their edits: one non-identity attribute changed (same identity) or one identity
     attribute changed (different identity), with the same nuisance draws."""
@@ -267,12 +264,12 @@ def _identity_edit_pairs(n: int, seed: int, resolution: int) -> tuple[torch.Tens
         nuisance = int(rng.integers(2**31))
         same = dict(attrs)
         name = non_identity[int(rng.integers(len(non_identity)))]
-        same[name] = _pick(rng, [v for v in ATTRIBUTES[name] if v != attrs[name]])
+        same[name] = pick(rng, [v for v in ATTRIBUTES[name] if v != attrs[name]])
         diff = dict(attrs)
-        name = _pick(rng, ("skin", "hair_color", "beard", "background"))
+        name = pick(rng, ("skin", "hair_color", "beard", "background"))
         if name == "hair_color" and attrs["hair_length"] == "bald":
             name = "skin"
-        diff[name] = _pick(rng, [v for v in ATTRIBUTES[name] if v != attrs[name]])
+        diff[name] = pick(rng, [v for v in ATTRIBUTES[name] if v != attrs[name]])
         for store, a in ((a_img, attrs), (same_img, same), (diff_img, diff)):
             store.append(render(a, resolution, np.random.default_rng(nuisance)))
         base_labels.append(identity_labels(attrs))
