@@ -6,6 +6,8 @@
     python -m clip2gan.evaluation.sweeps --evaluate runs/NAME --size full  # one trained M's metrics and the project's targets
     python -m clip2gan.evaluation.sweeps --evaluate runs/NAME --size full --ship --command '...'  # and ship it to data/
     python -m clip2gan.evaluation.sweeps --comparisons --size full --out results/   # published methods (comparisons.py)
+    python -m clip2gan.evaluation.sweeps --size full --clip PATH --clip-name patch4 --out DIR  # the sweep on another CLIP
+    python -m clip2gan.evaluation.sweeps --backbone --size full --clip PATH --clip-name patch4 --out results/  # Table 3
 
 A sweep trains one mapping network M per *variant* with `clip2gan.train.Trainer` (frozen CLIP and G,
 a fresh D per variant, the same seed, data and step budget), evaluates each M with
@@ -30,6 +32,14 @@ Each variant trains into `<work>/<variant>/` (a normal run folder: `log.jsonl`, 
 full sweep can be stopped and restarted. The CSV, a figure (`sweeps.png`) and `sweeps.json` (size,
 command, the weights used, timings) go to `--out`. The command line is built from `SweepCommand`
 (`clip2gan.cli`).
+
+Table 3's second axis, the CLIP backbone (ViT-B/32 vs ViT-B/16 in the paper), is a sweep on another toy CLIP
+file (`--clip PATH`, named by `--clip-name` in the `clip` column): only the CLIP that M reads changes
+(`backbone_world`), and its runs live in their own work folder (`default_work`: runs/sweeps-<size>-<name>),
+which the reuse check (`SAME_RUN_KEYS`, and the CLIP file's sha256) guards. `--train-seed` trains with another
+seed while scoring on the same evaluation data (the `train_seed` column). `run_backbone` (`--backbone`) runs
+Table 3's grid for the shipped CLIP and the given one (4, 8, 12 layers; 12 layers with seeds 0, 1, 2) under
+both methods and writes `backbone.csv`, `.json`, `.png`.
 """
 
 from __future__ import annotations
@@ -48,11 +58,12 @@ import torch
 
 from clip2gan import hub
 from clip2gan.cli import add_config_args, config_from_args, option
+from clip2gan.clip_encoder import ClipEncoder
 from clip2gan.evaluation import comparison_report
 from clip2gan.evaluation.protocol import SETTINGS, bars, eval_data, evaluate
-from clip2gan.evaluation.tables import plot_sweep, write_csv
+from clip2gan.evaluation.tables import plot_backbone, plot_sweep, write_csv
 from clip2gan.losses import LPIPSLoss
-from clip2gan.model import CLIP2GAN, METHODS, load_mapping
+from clip2gan.model import CLIP2GAN, METHODS, load_mapping, world_fingerprint
 from clip2gan.profiles import PROFILES
 from clip2gan.runtime import device_label, pick_device
 from clip2gan.toy.faces import AttributeClassifier
@@ -67,6 +78,11 @@ __all__ = [
     "SAME_RUN_KEYS",
     "run_seconds",
     "train_variant",
+    "SHIPPED_CLIP",
+    "BACKBONE_GRID",
+    "default_work",
+    "backbone_world",
+    "run_backbone",
     "weights_record",
     "model_from_mapping",
     "evaluate_mapping",
@@ -87,6 +103,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no_div": {"layers": 12, "adv": True, "div": False},
     "no_adv_div": {"layers": 12, "adv": False, "div": False},
 }
+
+
+#: the `clip` column's name for the shipped toy CLIP. Its vision tower cuts a 32-px image into 8-px patches
+#: (4 × 4 = 16 tokens), as ViT-B/32 cuts 224 px into 32-px ones (49 tokens); a toy CLIP of the same width and
+#: depth with 4-px patches (64 tokens, 4× as many) is the ViT-B/16 analogue (196 tokens).
+SHIPPED_CLIP = "patch8"
+
+#: Table 3's grid: variant → the training seeds it is trained with (the 12-layer cell with three, for its spread)
+BACKBONE_GRID: dict[str, tuple[int, ...]] = {"layers4": (0,), "layers8": (0,), "base": (0, 1, 2)}
 
 
 @dataclass(frozen=True)
@@ -149,9 +174,27 @@ def run_seconds(run: Path) -> float | None:
     return rows[-1].get("seconds") if rows else None
 
 
-#: the settings that make two finished runs the same run (a finished run is reused only when they all agree)
+#: the settings that make two finished runs the same run (a finished run is reused only when they all agree; the
+#: CLIP file is also compared by its sha256 when the checkpoint recorded one, `train_variant`)
 SAME_RUN_KEYS = ("layers", "adv", "div", "epochs", "epoch_size", "batch_size", "seed", "max_steps", "inputs", "c3_sigma",
-                 "lafite_xi", "synthetic_data", "latent_d", "delta_reg", "delta_progressive", "free_rows", "latent_loss")
+                 "lafite_xi", "synthetic_data", "latent_d", "delta_reg", "delta_progressive", "free_rows", "latent_loss",
+                 "clip")
+
+
+def default_work(size: str, clip_name: str | None = None, train_seed: int = 0) -> Path:
+    """The run folders of a sweep: runs/sweeps-<size>, plus -<clip name> for another CLIP than the shipped one
+    and -seed<n> for another training seed (08_evaluation.ipynb) — so runs on two CLIPs or seeds never mix."""
+    name = f"sweeps-{size}"
+    if clip_name and clip_name != SHIPPED_CLIP:
+        name += f"-{clip_name}"
+    if train_seed:
+        name += f"-seed{train_seed}"
+    return Path("runs") / name
+
+
+def _clip_sha256(world: dict[str, Any]) -> str | None:
+    """sha256 of the CLIP file a world record resolves to (None for injected or missing weights)."""
+    return world_fingerprint(world).get("clip_sha256") if isinstance(world, dict) and "profile" in world else None
 
 
 def train_variant(config: TrainConfig, world: dict[str, Any], dataset: torch.utils.data.Dataset | None = None,
@@ -168,6 +211,10 @@ def train_variant(config: TrainConfig, world: dict[str, Any], dataset: torch.uti
         done = cfg.get("train", {})
         defaults = TrainConfig()  # a run written before a setting existed had its default
         differ = [k for k in SAME_RUN_KEYS if done.get(k, getattr(defaults, k)) != getattr(config, k)]
+        recorded = cfg.get("world_sha256", {}).get("clip_sha256")
+        wanted = _clip_sha256(world.get("world")) if recorded else None
+        if recorded and wanted and recorded != wanted:
+            differ.append("the CLIP file (sha256)")
         if not differ:
             return {"mapping": mapping, "steps": cfg.get("steps"), "train_seconds": run_seconds(run)}
         raise FileExistsError(f"{run} holds a finished run with other settings ({', '.join(differ)}); move it away "
@@ -177,6 +224,20 @@ def train_variant(config: TrainConfig, world: dict[str, Any], dataset: torch.uti
                       progress=progress)
     summary = trainer.fit(resume=(run / "checkpoint.safetensors").is_file())
     return {"mapping": Path(summary["mapping"]), "steps": summary["steps"], "train_seconds": run_seconds(run)}
+
+
+def backbone_world(world: dict[str, Any], clip: str | Path | None, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """The sweep's world with M's CLIP replaced by the checkpoint `clip` (Table 3's backbone axis, 08_evaluation.ipynb).
+
+    Only the CLIP that M reads (training images, feature bank, test-time text) changes; G, the identity
+    network and the LPIPS (the toy LPIPS is the *shipped* CLIP's trunk) stay the shipped world's, so a
+    training term and the evaluation's LPIPS do not change with the backbone. clip None returns `world`.
+    The run's checkpoint records `clip` (and its sha256), so `from_checkpoint` later loads the same CLIP.
+    """
+    if clip is None:
+        return world
+    encoder = ClipEncoder.from_profile(world["world"]["profile"], device=device, clip=str(clip))
+    return {**world, "clip": encoder, "world": {**world["world"], "clip": str(clip)}}
 
 
 def model_from_mapping(world: dict[str, Any], mapping: str | Path, correction: str = "none") -> CLIP2GAN:
@@ -256,16 +317,47 @@ def ship_mapping(run: str | Path, command: str, device_note: str, size: str = "f
 # the sweep
 
 
+def _score_rows(size: SweepSize, name: str, trained: dict[str, Any], settings: Sequence[str], world: dict[str, Any],
+                data: Any, classifier: AttributeClassifier, lpips: torch.nn.Module, seed: int, clip_name: str,
+                train_seed: int, log: Callable[[str], Any]) -> list[dict[str, Any]]:
+    """One trained variant's rows, one per evaluation setting. Text is encoded by `world['clip']` (the CLIP M was
+    trained on); the LPIPS is the one given (the shipped world's, whatever the backbone)."""
+    rows = []
+    for setting in settings:
+        spec = SETTINGS[setting]
+        model = model_from_mapping(world, trained["mapping"], correction=spec["correction"])
+        metrics = evaluate(model, data, classifier, lpips, size, setting, seed=seed, progress=False)
+        row = {"size": size.name, "variant": name, "setting": setting,
+               **{k: VARIANTS[name][k] for k in ("layers", "adv", "div")}, **spec,
+               "steps": trained["steps"], "train_seconds": trained["train_seconds"], **metrics,
+               "clip": clip_name, "train_seed": train_seed}
+        rows.append(row)
+        log(f"[{size.name}] {clip_name} {name} (training seed {train_seed})/{setting}: " + ", ".join(
+            f"{k}={row[k]:.3f}" for k in ("fid", "text_acc", "lpips_div", "rec_match", "edit_acc", "edit_pres")
+            if isinstance(row.get(k), float)))
+    return rows
+
+
+def _clip_label(clip: str | Path | None, clip_name: str | None) -> str:
+    if clip is None:
+        return clip_name or SHIPPED_CLIP
+    return clip_name or Path(clip).stem
+
+
 def run_sweep(size: str | SweepSize = "ci", out: str | Path = "results", work: str | Path | None = None,
               profile: str = "toyfaces", device: str = "auto", seed: int = 0, variants: Sequence[str] | None = None,
               world: dict[str, Any] | None = None, classifier: AttributeClassifier | None = None,
               dataset_factory: Callable[[TrainConfig], torch.utils.data.Dataset] | None = None, progress: bool = True,
-              log: Callable[[str], Any] = print) -> list[dict[str, Any]]:
+              log: Callable[[str], Any] = print, clip: str | Path | None = None, clip_name: str | None = None,
+              train_seed: int | None = None) -> list[dict[str, Any]]:
     """Train and evaluate every variant of a sweep size; write `<out>/sweeps.csv`, `.png`, `.json` (08_evaluation.ipynb).
 
     world: a `build_world` dict to use instead of the profile's (tests inject a tiny one); classifier:
     the toy `AttributeClassifier` (default: the shipped one); dataset_factory(config) → the training
-    Dataset (default: the profile's). Returns the rows (dicts with `COLUMNS`).
+    Dataset (default: the profile's). clip: another toy CLIP checkpoint for M to read (`backbone_world`;
+    its name `clip_name`, default the file's stem, goes into the `clip` column and the default work folder);
+    train_seed: the training seed when it differs from `seed` (which also seeds the evaluation). Returns the
+    rows (dicts with `COLUMNS`).
     """
     size = SIZES[size] if isinstance(size, str) else size
     names = list(variants) if variants is not None else list(size.variants)
@@ -274,36 +366,32 @@ def run_sweep(size: str | SweepSize = "ci", out: str | Path = "results", work: s
         raise ValueError(f"unknown variant(s) {unknown}; known: {list(VARIANTS)}")
     if "base" not in names:
         names.insert(0, "base")  # the reference every table compares with
+    train_seed = seed if train_seed is None else train_seed
+    label = _clip_label(clip, clip_name)
     out = Path(out)
-    work = Path(work) if work is not None else Path("runs") / f"sweeps-{size.name}"
+    work = Path(work) if work is not None else default_work(size.name, label, train_seed)
     dev = pick_device(device)
     started = time.perf_counter()
     if world is None:
-        world = build_world(train_config(size, "base", work, profile=profile, seed=seed, device=str(dev)), dev)
+        world = build_world(train_config(size, "base", work, profile=profile, seed=train_seed, device=str(dev)), dev)
+    lpips = world["lpips"]  # the shipped CLIP's trunk: the evaluation's LPIPS does not change with the backbone
+    world = backbone_world(world, clip, dev)
     if classifier is None:
         classifier = AttributeClassifier.from_pretrained(device=dev)
     data = eval_data(size, int(world["G"].img_resolution), seed=seed)
     rows: list[dict[str, Any]] = []
     for name in names:
-        config = train_config(size, name, work, profile=profile, seed=seed, device=str(dev))
-        log(f"[{size.name}] {name}: training ({config.layers} layers, adv={config.adv}, div={config.div}) → {config.out}")
+        config = train_config(size, name, work, profile=profile, seed=train_seed, device=str(dev),
+                              clip=None if clip is None else str(clip))
+        log(f"[{size.name}] {name}: training ({config.layers} layers, adv={config.adv}, div={config.div}, CLIP {label}, "
+            f"seed {train_seed}) → {config.out}")
         dataset = dataset_factory(config) if dataset_factory is not None else None
         trained = train_variant(config, world, dataset=dataset, progress=progress)
         settings = ([s for s in size.settings if s in SETTINGS] if name == "base"
                     else [s for s in ("paper", "nearest") if s in size.settings])
         if "paper" not in settings:
             settings.insert(0, "paper")
-        for setting in settings:
-            spec = SETTINGS[setting]
-            model = model_from_mapping(world, trained["mapping"], correction=spec["correction"])
-            metrics = evaluate(model, data, classifier, world["lpips"], size, setting, seed=seed, progress=False)
-            row = {"size": size.name, "variant": name, "setting": setting,
-                   **{k: VARIANTS[name][k] for k in ("layers", "adv", "div")}, **spec,
-                   "steps": trained["steps"], "train_seconds": trained["train_seconds"], **metrics}
-            rows.append(row)
-            log(f"[{size.name}] {name}/{setting}: " + ", ".join(
-                f"{k}={row[k]:.3f}" for k in ("fid", "text_acc", "lpips_div", "rec_match", "edit_acc", "edit_pres")
-                if isinstance(row.get(k), float)))
+        rows += _score_rows(size, name, trained, settings, world, data, classifier, lpips, seed, label, train_seed, log)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "sweeps.csv")
     fig = plot_sweep(rows)
@@ -314,14 +402,114 @@ def run_sweep(size: str | SweepSize = "ci", out: str | Path = "results", work: s
     command = f"python -m clip2gan.evaluation.sweeps --size {size.name} --out {out}"
     if seed:
         command += f" --seed {seed}"
+    if train_seed != seed:
+        command += f" --train-seed {train_seed}"
+    if clip is not None:
+        command += f" --clip {clip} --clip-name {label}"
     if variants is not None:
         command += f" --variants {','.join(names)}"
     train_total = sum(r["train_seconds"] or 0 for r in rows if r["setting"] == "paper")
     meta = {"size": dataclasses.asdict(size), "command": command, "profile": profile, "seed": seed,
+            "train_seed": train_seed, "clip": {"name": label, "path": None if clip is None else str(clip),
+                                               "sha256": (_clip_sha256(world.get("world")) or "")[:16] or None},
             "device": str(dev), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "seconds": round(time.perf_counter() - started, 1), "train_seconds": round(train_total, 1),
             "weights": weights_record(profile), "variants": names}
     (out / "sweeps.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return rows
+
+
+def _mapping_stamp(mapping: Path) -> str:
+    return hub.sha256_file(mapping)[:16]
+
+
+def run_backbone(size: str | SweepSize = "full", clip: str | Path | None = None, clip_name: str | None = None,
+                 out: str | Path = "results", work: dict[tuple[str, int], str | Path] | None = None,
+                 profile: str = "toyfaces", device: str = "auto", seed: int = 0,
+                 grid: dict[str, tuple[int, ...]] | None = None, settings: Sequence[str] = ("paper", "nearest"),
+                 world: dict[str, Any] | None = None, classifier: AttributeClassifier | None = None,
+                 dataset_factory: Callable[[TrainConfig], torch.utils.data.Dataset] | None = None,
+                 progress: bool = True, train: bool = True, log: Callable[[str], Any] = print) -> list[dict[str, Any]]:
+    """Table 3 on the toy world: M's depth × the CLIP backbone, each cell under both methods (08_evaluation.ipynb).
+
+    For the shipped CLIP (`SHIPPED_CLIP`) and the checkpoint `clip` (named `clip_name`), every variant of `grid`
+    (default `BACKBONE_GRID`: 4 and 8 layers with training seed 0, 12 layers with seeds 0, 1, 2) is trained as
+    `run_sweep` trains it, in `default_work(size, clip name, training seed)` (or `work[(clip name, seed)]`), and
+    scored under `settings` ('paper': method='paper'; 'nearest': method='bridged') on the evaluation data of `seed`.
+    Scores are kept in each run folder (`scores.json`, keyed by size, setting, evaluation seed and the sha256 of
+    M), so a rerun reads them back. train=False scores only the runs that are finished and leaves the others out
+    (`log` names them). Writes `<out>/backbone.csv` (`COLUMNS`), `.json` (command, sizes, CLIP files, timings)
+    and `.png`; returns the rows.
+    """
+    if clip is None:
+        raise ValueError("run_backbone needs the second CLIP's checkpoint (clip=PATH)")
+    size = SIZES[size] if isinstance(size, str) else size
+    grid = dict(BACKBONE_GRID if grid is None else grid)
+    unknown = [v for v in grid if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; known: {list(VARIANTS)}")
+    label = _clip_label(clip, clip_name)
+    if label == SHIPPED_CLIP:
+        raise ValueError(f"--clip-name {label!r} is the shipped CLIP's name; choose another")
+    out = Path(out)
+    dev = pick_device(device)
+    started = time.perf_counter()
+    if world is None:
+        world = build_world(train_config(size, "base", default_work(size.name), profile=profile, device=str(dev)), dev)
+    lpips = world["lpips"]
+    worlds = {SHIPPED_CLIP: (None, world), label: (str(clip), backbone_world(world, clip, dev))}
+    if classifier is None:
+        classifier = AttributeClassifier.from_pretrained(device=dev)
+    data = eval_data(size, int(world["G"].img_resolution), seed=seed)
+    rows: list[dict[str, Any]] = []
+    missing: list[str] = []
+    cached = 0
+    for name_clip, (path, w) in worlds.items():
+        for variant, train_seeds in grid.items():
+            for s in train_seeds:
+                folder = Path((work or {}).get((name_clip, s)) or default_work(size.name, name_clip, s))
+                config = train_config(size, variant, folder, profile=profile, seed=s, device=str(dev), clip=path)
+                run = Path(config.out)
+                if not train and not (run / "mapping.safetensors").is_file():
+                    missing.append(f"{name_clip} {variant} seed {s} ({run})")
+                    log(f"[{size.name}] {name_clip} {variant} seed {s}: not trained yet ({run})")
+                    continue
+                dataset = dataset_factory(config) if dataset_factory is not None else None
+                trained = train_variant(config, w, dataset=dataset, progress=progress)
+                stamp = _mapping_stamp(Path(trained["mapping"]))
+                store = run / "scores.json"
+                scores = json.loads(store.read_text()) if store.is_file() else {}
+                todo = []
+                for setting in settings:
+                    hit = scores.get(f"{size.name}/{setting}/seed{seed}")
+                    if hit and hit.get("mapping_sha256") == stamp:
+                        rows.append(hit["row"])
+                        cached += 1
+                    else:
+                        todo.append(setting)
+                for row in _score_rows(size, variant, trained, todo, w, data, classifier, lpips, seed, name_clip, s, log):
+                    rows.append(row)
+                    scores[f"{size.name}/{row['setting']}/seed{seed}"] = {"mapping_sha256": stamp, "row": row}
+                    store.write_text(json.dumps(scores, indent=1, default=str) + "\n")
+    order = {v: i for i, v in enumerate(grid)}
+    rows.sort(key=lambda r: (r["clip"] != SHIPPED_CLIP, order[r["variant"]], r["train_seed"], r["setting"] != "paper"))
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, out / "backbone.csv")
+    if rows:
+        fig = plot_backbone(rows)
+        fig.savefig(out / "backbone.png", dpi=110)
+        import matplotlib.pyplot as plt  # here, after the caller chose a backend (the command line: Agg)
+
+        plt.close(fig)
+    command = (f"python -m clip2gan.evaluation.sweeps --backbone --size {size.name} --clip {clip} --clip-name {label} "
+               f"--out {out}" + (f" --seed {seed}" if seed else "") + ("" if train else " --no-train"))
+    clips = {n: {"path": p, "sha256": (_clip_sha256(w.get("world")) or "")[:16] or None} for n, (p, w) in worlds.items()}
+    meta = {"size": dataclasses.asdict(size), "command": command, "profile": profile, "seed": seed,
+            "grid": {v: list(s) for v, s in grid.items()}, "settings": list(settings), "clips": clips,
+            "not_trained_yet": missing, "rows_from_cache": cached, "device": str(dev), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "seconds": round(time.perf_counter() - started, 1),
+            "weights": weights_record(profile)}
+    (out / "backbone.json").write_text(json.dumps(meta, indent=2) + "\n")
     return rows
 
 
@@ -376,6 +564,15 @@ class SweepCommand:
     device_note: str | None = option(None, "with --ship: where it trained, this machine's CPU and torch version when unset")
     comparisons: bool = option(False, "instead of the ablation sweep: CLIP2GAN against published methods "
                                       "(clip2gan.evaluation.comparisons; --size ci or full) → <out>/comparisons.*")
+    clip: str | None = option(None, "another toy CLIP checkpoint for M to read (Table 3's backbone axis); its runs go to "
+                                    "runs/sweeps-<size>-<clip name> unless --work is set")
+    clip_name: str | None = option(None, f"the --clip CLIP's name in the 'clip' column (default: the file's stem; the "
+                                         f"shipped CLIP is {SHIPPED_CLIP!r})")
+    train_seed: int | None = option(None, "training seed when it differs from --seed (which also seeds the evaluation); "
+                                          "its runs go to runs/sweeps-<size>[-<clip name>]-seed<n> unless --work is set")
+    backbone: bool = option(False, "instead of the ablation sweep: Table 3's grid (4, 8, 12 layers; 12 with training "
+                                   "seeds 0, 1, 2) for the shipped CLIP and --clip → <out>/backbone.*")
+    no_train: bool = option(False, "with --backbone: score the finished runs only, list the others as not trained yet")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -409,6 +606,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     matplotlib.use("Agg")  # the command line draws into a file only
     if args.comparisons:
         return _comparisons(args)
+    if args.backbone:
+        if not args.clip:
+            parser.error("--backbone needs --clip PATH (the second CLIP)")
+        try:
+            rows = run_backbone(args.size, clip=args.clip, clip_name=args.clip_name, out=args.out, profile=args.profile,
+                                device=args.device, seed=args.seed, train=not args.no_train)
+        except ValueError as err:
+            print(f"clip2gan.evaluation.sweeps: error: {err}", file=sys.stderr)
+            return 1
+        from clip2gan.evaluation.tables import backbone_table, backbone_verdicts
+
+        for method in ("paper", "bridged"):
+            print(backbone_table(rows, method) + "\n")
+        for claim, word, numbers in backbone_verdicts(rows):
+            print(f"{claim}: {word} ({numbers})")
+        print(f"wrote {Path(args.out) / 'backbone.csv'}, .json and .png")
+        return 0
     size = SIZES[args.size]
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
     if args.list_only:
@@ -421,7 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         run_sweep(size, out=args.out, work=args.work, profile=args.profile, device=args.device, seed=args.seed,
-                  variants=variants)
+                  variants=variants, clip=args.clip, clip_name=args.clip_name, train_seed=args.train_seed)
     except ValueError as err:
         print(f"clip2gan.evaluation.sweeps: error: {err}", file=sys.stderr)
         return 1

@@ -22,7 +22,8 @@ from clip2gan.evaluation.protocol import binomial_se, compare_proportions, verdi
 if TYPE_CHECKING:  # pyplot is imported when a figure is drawn, after the caller chose a backend (the command line: Agg)
     from matplotlib.figure import Figure
 
-__all__ = ["COLUMNS", "write_csv", "read_csv", "format_table", "paper_tables", "verdicts", "plot_sweep"]
+__all__ = ["COLUMNS", "write_csv", "read_csv", "format_table", "paper_tables", "verdicts", "plot_sweep",
+           "METHOD_OF_SETTING", "PAPER_CLIP", "backbone_cells", "backbone_table", "backbone_verdicts", "plot_backbone"]
 
 COLUMNS = [
     "size", "variant", "setting", "layers", "adv", "div", "correction", "edit_space", "edit_mode", "edit_images",
@@ -30,6 +31,7 @@ COLUMNS = [
     "fid", "fid_se", "lpips_ref", "lpips_div", "text_acc", "text_pairs", "rec_match",
     "edit_acc", "edit_acc_beta0", "edit_pres", "edit_fid", "edit_fid_se", "edit_lpips", "edit_n",
     "fid_clip", "fid_clip_se",
+    "clip", "train_seed",
 ]
 
 
@@ -280,5 +282,167 @@ def plot_sweep(rows: Sequence[dict[str, Any]]) -> Figure:
     size = rows[0].get("size", "?") if rows else "?"
     steps = paper_rows[0].get("steps") if paper_rows else "?"
     fig.suptitle(f"clip2gan sweep, size '{size}' ({steps} training steps per variant; toy world)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# -------------------------------------------------------------------------------------------------
+# Table 3's backbone axis: depth of M × the CLIP, several training seeds per cell (`sweeps.run_backbone`)
+
+#: the method each scored setting stands for (`CLIP2GAN(method=...)`): 'paper' rows by method='paper',
+#: 'nearest' rows by method='bridged'
+METHOD_OF_SETTING = {"paper": "paper", "nearest": "bridged"}
+SETTING_OF_METHOD = {m: s for s, m in METHOD_OF_SETTING.items()}
+#: the paper's CLIP each toy CLIP stands for (patch 8 of 32 px: 16 tokens, like B/32's 49; patch 4: 64, like B/16's 196)
+PAPER_CLIP = {"patch8": "ViT-B/32", "patch4": "ViT-B/16"}
+SHIPPED = "patch8"  # `sweeps.SHIPPED_CLIP` (not imported: sweeps imports this module)
+_CELL_KEYS = ("fid", "lpips_ref", "text_acc", "lpips_div", "edit_acc", "edit_pres")
+
+
+def backbone_cells(rows: Sequence[dict[str, Any]], method: str = "paper") -> dict[tuple[str, int], dict[str, Any]]:
+    """{(clip, layers): cell} of one method's rows (08_evaluation.ipynb): each cell holds `seeds` (the training
+    seeds), `n`, and per metric of `_CELL_KEYS` its mean (`fid`, …), sample sd over seeds (`fid_sd`, None for one
+    seed) and the first row's evaluation error (`fid_se`; `text_acc_se`: binomial). Rows without a `clip`
+    column are the shipped CLIP's, rows without `train_seed` seed 0 (a sweep written before the columns existed)."""
+    setting = SETTING_OF_METHOD[method]
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("setting") == setting and r.get("variant") in ("base", "layers8", "layers4") and r.get("fid") is not None:
+            groups.setdefault((r.get("clip") or SHIPPED, int(r["layers"])), []).append(r)
+    cells = {}
+    for key, group in groups.items():
+        cell: dict[str, Any] = {"seeds": [r.get("train_seed") or 0 for r in group], "n": len(group)}
+        for k in _CELL_KEYS:
+            values = [float(r[k]) for r in group if r.get(k) is not None]
+            cell[k] = float(np.mean(values)) if values else None
+            cell[f"{k}_sd"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+        first = group[0]
+        cell["fid_se"] = first.get("fid_se")
+        acc = first.get("text_acc")
+        cell["text_acc_se"] = binomial_se(acc, first.get("text_pairs") or 1) if acc is not None else None
+        cell["size"], cell["steps"] = first.get("size"), first.get("steps")
+        cells[key] = cell
+    return cells
+
+
+def _mean_sd(cell: dict[str, Any] | None, key: str, digits: int) -> Any:
+    """'mean ± sd' over seeds ('value' for one seed, None for a missing cell)."""
+    if not cell or cell.get(key) is None:
+        return None
+    sd = cell.get(f"{key}_sd")
+    return f"{cell[key]:.{digits}f} ± {sd:.{digits}f}" if sd is not None else f"{cell[key]:.{digits}f}"
+
+
+def backbone_table(rows: Sequence[dict[str, Any]], method: str = "paper", clips: Sequence[str] | None = None) -> str:
+    """Table 3 in the paper's layout (layers × CLIP → FID, LPIPS) plus the toy's accuracy and diversity, for one
+    method; a cell over several training seeds reads 'mean ± sd' (08_evaluation.ipynb). A cell of the grid
+    with no row reads 'not trained yet'."""
+    cells = backbone_cells(rows, method)
+    clips = list(clips) if clips is not None else sorted({c for c, _ in cells}, key=lambda c: (c != SHIPPED, c))
+    body = []
+    for clip in clips:
+        for layers in (4, 8, 12):
+            cell = cells.get((clip, layers))
+            name = f"{clip} (like {PAPER_CLIP[clip]})" if clip in PAPER_CLIP else clip
+            if cell is None:
+                body.append([layers, name, "not trained yet", None, None, None, None])
+                continue
+            body.append([layers, name, ",".join(map(str, cell["seeds"])), _mean_sd(cell, "fid", 1),
+                         _mean_sd(cell, "lpips_ref", 3), _mean_sd(cell, "text_acc", 3), _mean_sd(cell, "lpips_div", 2)])
+    size = next((c["size"] for c in cells.values()), "?")
+    steps = next((c["steps"] for c in cells.values()), "?")
+    return format_table(["Layers", "Pre-trained CLIP (toy)", "training seeds", "FID (toy)", "LPIPS", "attr. acc.",
+                         "LPIPS div."], body,
+                        f"Table 3 · depth of M × CLIP backbone, method={method!r} (size '{size}', {steps} steps; "
+                        f"several seeds: mean ± sd)")
+
+
+def _cell_diff(a: dict[str, Any], b: dict[str, Any], key: str, spread: float | None) -> tuple[float, float]:
+    """(a − b, the margin a difference must exceed): 2 standard errors of the difference of the cell means,
+    each cell's seed-to-seed variance over its seeds; a one-seed cell borrows `spread` (the sd of the
+    multi-seed cell it is compared with: a seed's draw); without any spread, the evaluation errors."""
+    def var(c):
+        sd = c.get(f"{key}_sd")
+        if sd is None:
+            sd = spread
+        if sd is None:  # no seed spread known: evaluation noise only
+            sd = c.get(f"{key}_se") or 0.0
+        return sd ** 2 / c["n"]
+
+    return a[key] - b[key], 2 * math.sqrt(var(a) + var(b))
+
+
+def _judge(a: dict[str, Any], b: dict[str, Any], key: str, lower_better: bool, what: str) -> tuple[bool | None, str]:
+    spread = a.get(f"{key}_sd") if a.get(f"{key}_sd") is not None else b.get(f"{key}_sd")
+    d, margin = _cell_diff(a, b, key, spread)
+    better = None if abs(d) <= margin else (d < 0) == lower_better
+    digits = 1 if key == "fid" else 3
+    return better, f"{what} {key} {a[key]:.{digits}f} vs {b[key]:.{digits}f} (±{margin:.{digits}f})"
+
+
+def backbone_verdicts(rows: Sequence[dict[str, Any]], finer: str = "patch4",
+                      coarser: str = SHIPPED) -> list[tuple[str, str, str]]:
+    """(claim, verdict, numbers) for Table 3's two claims under each method (08_evaluation.ipynb).
+
+    '12 layers are best' (for each CLIP: 12 vs 4 and vs 8 layers) and 'the finer CLIP is better' (`finer` vs
+    `coarser` at 12 layers, and at 4 and 8). Each comparison reads FID and LPIPS (lower), the paper's metrics,
+    and attribute accuracy (higher); it counts only beyond two standard errors of the difference of the cell
+    means, with the seeds' spread as the noise (`_cell_diff`: a one-seed cell is given the spread of the
+    12-layer cell's seeds). A missing cell makes its claim 'not measured'.
+    """
+    out = []
+    metrics = (("fid", True), ("lpips_ref", True), ("text_acc", False))
+    for method in ("paper", "bridged"):
+        cells = backbone_cells(rows, method)
+        for clip in (coarser, finer):
+            deep = cells.get((clip, 12))
+            comps = [_judge(deep, cells[(clip, k)], key, low, f"12 vs {k} layers:")
+                     for k in (4, 8) if deep and (clip, k) in cells for key, low in metrics]
+            claim = f"Table 3, {clip} CLIP, method={method!r}: 12 layers beat 4 and 8"
+            if not comps or len(comps) < 6:
+                out.append((claim, "not measured", "a cell is not trained yet"))
+            else:
+                out.append((claim, verdict([c[0] for c in comps]), "; ".join(c[1] for c in comps)))
+        for depths, where in (((12,), "at 12 layers"), ((4, 8), "at 4 and 8 layers")):
+            claim = f"Table 3, method={method!r}: the finer CLIP ({finer}) beats the shipped one ({coarser}) {where}"
+            pairs = [(cells.get((finer, k)), cells.get((coarser, k)), k) for k in depths]
+            if any(a is None or b is None for a, b, _ in pairs):
+                out.append((claim, "not measured", "a cell is not trained yet"))
+                continue
+            spread12 = {key: next((c.get(f"{key}_sd") for c in (cells.get((finer, 12)), cells.get((coarser, 12)))
+                                   if c and c.get(f"{key}_sd") is not None), None) for key, _ in metrics}
+            comps = []
+            for a, b, k in pairs:
+                for key, low in metrics:
+                    if a.get(f"{key}_sd") is None and b.get(f"{key}_sd") is None and spread12[key] is not None:
+                        a, b = {**a, f"{key}_sd": spread12[key]}, {**b, f"{key}_sd": spread12[key]}
+                    comps.append(_judge(a, b, key, low, f"{k} layers:"))
+            out.append((claim, verdict([c[0] for c in comps]), "; ".join(c[1] for c in comps)))
+    return out
+
+
+def plot_backbone(rows: Sequence[dict[str, Any]]) -> Figure:
+    """Table 3 as a figure: FID and attribute accuracy against M's depth, one line per CLIP, one row of panels per
+    method; 12-layer error bars are the sd over training seeds (08_evaluation.ipynb)."""
+    import matplotlib.pyplot as plt  # here, after the caller chose a backend (the command line: Agg)
+
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6.4))
+    size = rows[0].get("size", "?") if rows else "?"
+    for i, method in enumerate(("paper", "bridged")):
+        cells = backbone_cells(rows, method)
+        clips = sorted({c for c, _ in cells}, key=lambda c: (c != SHIPPED, c))
+        for ax, key, title in zip(axes[i], ("fid", "lpips_ref", "text_acc"),
+                                  ("FID (toy) ↓", "LPIPS to the render ↓", "text → image attribute acc. ↑")):
+            for j, clip in enumerate(clips):
+                pts = sorted((k, c) for (name, k), c in cells.items() if name == clip)
+                xs = [k + (j - 0.5) * 0.3 for k, _ in pts]
+                ax.errorbar(xs, [c[key] for _, c in pts], yerr=[c.get(f"{key}_sd") or 0 for _, c in pts], marker="o",
+                            capsize=3, label=f"{clip} (like {PAPER_CLIP.get(clip, '?')})")
+            ax.set_xticks([4, 8, 12])
+            ax.set_xlabel("layers of M", fontsize=8)
+            ax.set_title(f"{title}, method={method!r}", fontsize=9)
+        axes[i][0].legend(fontsize=7)
+    fig.suptitle(f"Table 3 on the toy world, size '{size}': depth of M × CLIP backbone, both methods "
+                 "(12 layers: mean ± sd over training seeds)", fontsize=10)
     fig.tight_layout()
     return fig
