@@ -92,6 +92,9 @@ __all__ = [
     "table6_text",
     "table6_verdicts",
     "committed_check",
+    "DCGAN_COMMAND",
+    "half_mapping",
+    "ship_dcgan",
     "plot_generators",
     "GeneratorsCommand",
     "main",
@@ -106,6 +109,7 @@ METHODS = {"paper": "paper", "bridged": "neighbours"}
 SPACES = {"wplus": "GAN latent", "clip": "CLIP"}
 #: the chosen DCGAN as shipped (float16; data/MANIFEST.json says how it was made)
 DCGAN_FILE = hub.DATA_DIR / "toyfaces-dcgan.safetensors"
+ROOT = hub.DATA_DIR.parent  # the repository: records store paths relative to it
 #: the committed full sweep whose 'base' variant is the shipped M (for `committed_check`)
 SWEEPS_CSV = hub.DATA_DIR.parent / "results" / "sweeps.csv"
 #: the DCGAN's M as shipped (float16, with its feature bank)
@@ -253,6 +257,12 @@ def _fresh_d(G: torch.nn.Module, seed: int) -> torch.nn.Module:
         return discriminator_like(G).to(next(G.parameters()).device)
 
 
+def _rel(path: str | Path) -> str:
+    """A path relative to the repository when it lies inside it (records stay valid in any checkout)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def _check_generator(mapping: Path, generator_file: str | None) -> None:
     """A finished M must have been trained on the generator file it is scored with."""
     if generator_file is None:
@@ -333,7 +343,7 @@ def run_generators(size: str | GeneratorsSize = "ci", out: str | Path = "results
             trained = train_variant(config, {**world, "D": _fresh_d(world["G"], seed)},
                                     dataset_factory(config) if dataset_factory else None, progress)
             mapping, train_seconds = trained["mapping"], trained["train_seconds"]
-        mappings[name] = str(mapping)
+        mappings[name] = _rel(mapping)
         models[name] = {m: CLIP2GAN.from_checkpoint(mapping, clip=clip, generator=world["G"], method=m) for m in METHODS}
         for method, model in models[name].items():
             setting = "paper" if method == "paper" else "nearest"
@@ -351,8 +361,8 @@ def run_generators(size: str | GeneratorsSize = "ci", out: str | Path = "results
         "command": f"python -m clip2gan.evaluation.generators --size {size.name} --out {out}",
         "size": dataclasses.asdict(size), "seed": seed, "device": str(dev), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "seconds": round(time.perf_counter() - started, 1), "work": str(work),
-        "mappings": mappings, "mapping_sha256": {k: hub.sha256_file(v) for k, v in mappings.items()},
-        "dcgan_file": None if injected else dcgan_path, "rows": rows, "missing": missing,
+        "mappings": mappings, "mapping_sha256": {k: hub.sha256_file(ROOT / v) for k, v in mappings.items()},
+        "dcgan_file": None if injected else _rel(dcgan_path), "rows": rows, "missing": missing,
         "weights": weights_record("toyfaces") if not injected else {}}
     if not injected:
         record["dcgan_sha256"] = hub.sha256_file(dcgan_path)
@@ -399,6 +409,90 @@ def committed_check(rows: Sequence[Mapping[str, Any]], sweeps_csv: str | Path) -
             if committed[setting].get(k) not in (None, "") and here.get(k) is not None:
                 out[f"{setting}/{k}"] = [round(float(here[k]), 4), round(float(committed[setting][k]), 4)]
     return out
+
+
+# -------------------------------------------------------------------------------------------------
+# shipping the DCGAN and its M
+
+#: how data/toyfaces-dcgan.safetensors was made (the snapshot step is filled in from the file's own record)
+DCGAN_COMMAND = ("python -m clip2gan.dcgan.train --out runs/dcgan --steps 10000 --snapshot-every 1000 --grid-every 500 "
+                 "[resumed with --resume] && python -m clip2gan.dcgan.train eval --run runs/dcgan "
+                 "&& python -m clip2gan.dcgan.train export --run runs/dcgan --snapshot {step} "
+                 "--out data/toyfaces-dcgan.safetensors")
+
+
+def half_mapping(src: str | Path, dst: str | Path) -> Path:
+    """A float16 copy of a mapping file (its config, world and feature bank unchanged), JSON beside it
+    (11_other_generators.ipynb)."""
+    from clip2gan.checkpoint import load_safetensors, save_safetensors
+
+    state, config = load_safetensors(src)
+    return save_safetensors(state, dst, config, half=True)
+
+
+def ship_dcgan(record: Mapping[str, Any], data_dir: str | Path | None = None, classifier: AttributeClassifier | None = None,
+               device: str = "cpu", seed: int = 0, tolerance: float = 0.01) -> dict[str, Any]:
+    """Ship the DCGAN's M in float16 beside the DCGAN (already exported to data/) and write both manifest entries
+    (sha256, the command, the figures) (11_other_generators.ipynb).
+
+    The float16 M is scored again (generation under both methods, GAN-space edits) on the record's evaluation set;
+    it is shipped only if no accuracy moves by more than `tolerance`, else `ValueError`. Returns both entries.
+    """
+    size = SIZES[record["size"]["name"]]
+    data_dir = Path(data_dir) if data_dir is not None else hub.DATA_DIR
+    g_path, m_src = ROOT / record["dcgan_file"], ROOT / record["mappings"]["dcgan"]
+    if g_path.resolve() != (data_dir / DCGAN_FILE.name).resolve():
+        raise ValueError(f"the record's DCGAN is {g_path}, not {data_dir / DCGAN_FILE.name}: export it there and re-run")
+    dst = half_mapping(m_src, data_dir / DCGAN_MAPPING_FILE.name)
+    dev = pick_device(device)
+    classifier = classifier if classifier is not None else AttributeClassifier.from_pretrained(device=dev)
+    check: dict[str, list[float]] = {}
+    for method in METHODS:
+        model = dcgan_model(method, dev, mapping=dst, generator=g_path)
+        data = eval_data(size, model.resolution, seed)
+        lpips = _lpips(model)
+        gen = evaluate(model, data, classifier, lpips, size, seed=seed, groups=("generation",))
+        edit = edit_metrics(model, data, classifier, lpips, "wplus", METHODS[method], seed=seed)
+        ref = _row(record, "dcgan", method, "wplus")
+        for k, v in (("text_acc", gen["text_acc"]), ("edit_acc", edit["edit_acc"]), ("edit_pres", edit["edit_pres"])):
+            check[f"{method}/{k}"] = [round(float(ref[k]), 4), round(float(v), 4)]
+    worst = max(abs(a - b) for a, b in check.values())
+    if worst > tolerance:
+        dst.unlink()
+        dst.with_suffix(".json").unlink(missing_ok=True)
+        raise ValueError(f"float16 moves an accuracy by {worst:.4f} > {tolerance}: {check}")
+    g_config = load_config(g_path)
+    rows = {f"{r['method']}/{r['space']}": {k: r[k] for k in CSV_COLUMNS[4:20] if k in r}
+            for r in record["rows"] if r["table"] == "methods" and r["generator"] == "dcgan"}
+    evaluation = (f"python -m clip2gan.evaluation.generators --size {size.name} (clip2gan.evaluation.generators: "
+                  f"{size.n_captions} held-out captions, {size.n_edit} edits at β = 1; results/dcgan.json)")
+    g_entry = hub.write_manifest_entry(
+        g_path, DCGAN_COMMAND.format(step=g_config.get("step")), step=g_config.get("step"), kimg=g_config.get("kimg"),
+        bar_float32=g_config.get("bar_float32"), bar_float16=g_config.get("bar_float16"),
+        reference=_row(record, "dcgan"), evaluation=evaluation,
+        note="the toy DCGAN chosen among the run's snapshots (clip2gan.dcgan.train.choose_snapshot); it misses the toy "
+             "StyleGAN2's bar (docs/design.md, Another generator: DCGAN)")
+    train = load_config(m_src).get("train", {})
+    command = (f"python -m clip2gan.train --profile toyfaces --generator {DCGAN_FILE.relative_to(DCGAN_FILE.parents[1])} "
+               f"--epochs {train.get('epochs')} --epoch-size {train.get('epoch_size')} --batch-size {train.get('batch_size')} "
+               f"--threads 1 --sample-every 0 --log-every {train.get('log_every')} --seed {train.get('seed')} "
+               f"--out {_rel(m_src.parent)} && python -m clip2gan.evaluation.generators --size {size.name} --out results --ship")
+    m_entry = hub.write_manifest_entry(dst, command, steps=load_config(m_src).get("steps"),
+                                       train_seconds=record_train_seconds(record), metrics=rows, float16_check=check,
+                                       evaluation=evaluation)
+    return {"generator": g_entry, "mapping": m_entry}
+
+
+def record_train_seconds(record: Mapping[str, Any]) -> float | None:
+    """The DCGAN's M's training seconds in a record (None when it was not trained by the run)."""
+    return next((r.get("train_seconds") for r in record["rows"] if r.get("generator") == "dcgan" and r["table"] == "methods"),
+                None)
+
+
+def _lpips(model: CLIP2GAN) -> Any:
+    from clip2gan.losses import LPIPSLoss
+
+    return LPIPSLoss.for_profile("toyfaces", clip_encoder=model.clip).to(model.device)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -575,6 +669,8 @@ class GeneratorsCommand:
     seed: int = option(0, "training and evaluation seed")
     threads: int | None = option(None, "torch CPU threads, torch's default when unset")
     trained_only: bool = option(False, "train nothing: score the finished Ms, list the missing ones in the record")
+    ship: bool = option(False, "also copy the DCGAN's M to data/ in float16 (if its accuracies hold) and write the manifest "
+                               "entries of it and of data/toyfaces-dcgan.safetensors")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -600,6 +696,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for what, ok in v["checks"].items():
             print(f"    {what}: {'as the paper says' if ok else 'against it' if ok is False else 'within 2 SE'}")
     print(f"wrote {Path(args.out) / 'dcgan.csv'}, .json and .png")
+    if args.ship:
+        entries = ship_dcgan(record, device=args.device, seed=args.seed)
+        print(json.dumps({k: {"sha256": e["sha256"], "size": e["size"]} for k, e in entries.items()}))
     return 0
 
 
