@@ -1,5 +1,5 @@
 """A DCGAN as a second generator family: the supplement's Table 6, "the mapping works for another GAN"
-(introduced in 08_evaluation.ipynb).
+(introduced in 11_other_generators.ipynb).
 
 * `networks`: `DCGANGenerator` (StyleGAN2's generator interface with num_ws = 1: its "w+" is z),
   `DCGANDiscriminator`, `recalibrate_batchnorm`;

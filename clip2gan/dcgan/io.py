@@ -1,4 +1,4 @@
-"""Saving and loading the DCGAN: safetensors + a JSON config, no pickle (08_evaluation.ipynb).
+"""Saving and loading the DCGAN: safetensors + a JSON config, no pickle (11_other_generators.ipynb).
 
 The same scheme as `clip2gan.stylegan2.save` / `load`: the tensors in a `.safetensors` file, the
 constructor arguments in its metadata and in a `.json` beside it, under the format string
@@ -26,7 +26,7 @@ _CLASSES = {"DCGANGenerator": DCGANGenerator, "DCGANDiscriminator": DCGANDiscrim
 def save(net: Union[DCGANGenerator, DCGANDiscriminator], path: str | os.PathLike, half: bool = False,
          extra: dict[str, Any] | None = None, write_json: bool = True) -> Path:
     """Save a DCGAN generator or discriminator: safetensors + a JSON config of its constructor arguments
-    (08_evaluation.ipynb).
+    (11_other_generators.ipynb).
 
     half: float16 tensors (loading casts back to float32). extra: more JSON values for the config
     (training step, figures). The tensors carry a checksum that `load` verifies.
@@ -39,7 +39,7 @@ def save(net: Union[DCGANGenerator, DCGANDiscriminator], path: str | os.PathLike
 
 
 def load(path: str | os.PathLike, device: Union[str, torch.device] = "cpu") -> Union[DCGANGenerator, DCGANDiscriminator]:
-    """Load a network written by `save`, in eval mode and float32 (08_evaluation.ipynb).
+    """Load a network written by `save`, in eval mode and float32 (11_other_generators.ipynb).
 
     A file that is not a DCGAN checkpoint raises `ValueError` naming the format it holds; a damaged one
     `clip2gan.checkpoint.CorruptCheckpoint`.

@@ -1,4 +1,4 @@
-"""A DCGAN (Radford, Metz & Chintala, ICLR 2016) shaped like a StyleGAN2 generator (08_evaluation.ipynb).
+"""A DCGAN (Radford, Metz & Chintala, ICLR 2016) shaped like a StyleGAN2 generator (11_other_generators.ipynb).
 
 The paper's supplement (Table 6) swaps StyleGAN2 for a DCGAN to show that M can map CLIP features into
 the latent space of another GAN. A DCGAN has no mapping network and no w+: its only latent is z. So that
@@ -56,7 +56,7 @@ def _check_resolution(img_resolution: int) -> None:
 
 def init_weights(module: nn.Module, generator: Optional[torch.Generator] = None) -> None:
     """The DCGAN paper's initialisation: conv weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02),
-    biases 0 (08_evaluation.ipynb)."""
+    biases 0 (11_other_generators.ipynb)."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             with torch.no_grad():
@@ -70,7 +70,7 @@ def init_weights(module: nn.Module, generator: Optional[torch.Generator] = None)
 
 
 class DCGANMapping(nn.Module):
-    """The identity "mapping": z `[N, z_dim]` → ws `[N, 1, z_dim]` (08_evaluation.ipynb).
+    """The identity "mapping": z `[N, z_dim]` → ws `[N, 1, z_dim]` (11_other_generators.ipynb).
 
     Takes StyleGAN2's mapping arguments. `w_avg` (zeros `[z_dim]`: the mean of the prior N(0, I)) is the
     centre of truncation, ws = w_avg + ψ (z − w_avg); it never changes (`update_emas` and
@@ -109,7 +109,7 @@ class _UpBlock(nn.Module):
 
 
 class DCGANSynthesis(nn.Module):
-    """ws `[N, 1, z_dim]` → images `[N, img_channels, R, R]` in [-1, 1] (08_evaluation.ipynb).
+    """ws `[N, 1, z_dim]` → images `[N, img_channels, R, R]` in [-1, 1] (11_other_generators.ipynb).
 
     Blocks `b4, b8, …, b{R/2}` (transposed conv, batch norm, ReLU), then `torgb` (a stride-2 transposed
     conv to the image channels) and tanh.
@@ -139,7 +139,7 @@ class DCGANSynthesis(nn.Module):
 
 
 class DCGANGenerator(nn.Module):
-    """A DCGAN generator with StyleGAN2's `Generator` interface (08_evaluation.ipynb; see the module docstring).
+    """A DCGAN generator with StyleGAN2's `Generator` interface (11_other_generators.ipynb; see the module docstring).
 
     `G(z)` or `G(z, c)` with c `[N, 0]` or None → images `[N, img_channels, R, R]` in [-1, 1];
     `G.mapping(z, c)` → ws `[N, 1, z_dim]`; `G.synthesis(ws)` → images.
@@ -173,7 +173,7 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """images `[N, img_channels, R, R]` → logits `[N, 1]` (08_evaluation.ipynb).
+    """images `[N, img_channels, R, R]` → logits `[N, 1]` (11_other_generators.ipynb).
 
     `fromrgb` (stride-2 conv, LeakyReLU(0.2), no batch norm), blocks `b{R/2}, …, b8` (stride-2 conv,
     batch norm, LeakyReLU(0.2)), then `out`, a 4×4 convolution of the 4×4 map to one logit. `c` is
@@ -215,7 +215,7 @@ class DCGANDiscriminator(nn.Module):
 
 @torch.no_grad()
 def recalibrate_batchnorm(G: DCGANGenerator, n: int = 4096, batch: int = 256, seed: int = 0) -> DCGANGenerator:
-    """Recompute the running statistics of G's batch norms over `n` samples z ~ N(0, I) (08_evaluation.ipynb).
+    """Recompute the running statistics of G's batch norms over `n` samples z ~ N(0, I) (11_other_generators.ipynb).
 
     Each statistic becomes the plain average over the `n / batch` batches (momentum None), which is what
     eval mode then uses; deterministic for a seed, and it leaves the global random state untouched. An

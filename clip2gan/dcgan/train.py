@@ -1,4 +1,4 @@
-"""Training the DCGAN on the toy faces: a resumable trainer on CPU (08_evaluation.ipynb).
+"""Training the DCGAN on the toy faces: a resumable trainer on CPU (11_other_generators.ipynb).
 
 The recipe is the DCGAN paper's (Radford, Metz & Chintala, ICLR 2016): Adam with lr 2e-4 and betas
 (0.5, 0.999) for both networks, separate real and fake batches through the discriminator (its batch
@@ -83,7 +83,7 @@ BAR_KEYS = ("n", "seed", "truncation_psi", "confident", "confident_data", "freq_
 
 @dataclass
 class DCGANTrainConfig:
-    """A DCGAN run's settings; stored in its checkpoint (08_evaluation.ipynb). The architecture fields
+    """A DCGAN run's settings; stored in its checkpoint (11_other_generators.ipynb). The architecture fields
     (`ARCH_FIELDS`) cannot change when a run resumes; the others can (the change is logged)."""
 
     z_dim: int = option(100, "length of z (the DCGAN paper's 100); also M's w_dim")
@@ -113,7 +113,7 @@ class DCGANTrainConfig:
 @dataclass
 class DCGANRunOptions:
     """How `python -m clip2gan.dcgan.train [train]` runs (the run's own settings: `DCGANTrainConfig`)
-    (08_evaluation.ipynb)."""
+    (11_other_generators.ipynb)."""
 
     out: str = option(str(DEFAULT_RUN), "run folder (checkpoint, log.jsonl, grids, snapshots)")
     resume: bool = option(False, "continue from the run's checkpoint (a run without one starts afresh)")
@@ -134,7 +134,7 @@ class DCGANRunOptions:
 
 @dataclass
 class DCGANExportOptions:
-    """The settings of `python -m clip2gan.dcgan.train export` (08_evaluation.ipynb)."""
+    """The settings of `python -m clip2gan.dcgan.train export` (11_other_generators.ipynb)."""
 
     run: str = option(str(DEFAULT_RUN), "the run folder to export from")
     out: str | None = option(None, "the generator file to write (default <run>/generator.safetensors; a .json beside it)")
@@ -145,7 +145,7 @@ class DCGANExportOptions:
 
 @dataclass
 class DCGANEvalOptions:
-    """The settings of `python -m clip2gan.dcgan.train eval` (08_evaluation.ipynb)."""
+    """The settings of `python -m clip2gan.dcgan.train eval` (11_other_generators.ipynb)."""
 
     run: str = option(str(DEFAULT_RUN), "the run whose snapshots not yet judged are judged (appended to its log)")
     weights: str | None = option(None, "judge this generator file instead (an export or a snapshot)")
@@ -160,7 +160,7 @@ class DCGANEvalOptions:
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """`(tensors, config)` of a DCGAN training checkpoint; `CorruptCheckpoint` naming the file if it is
-    truncated, not safetensors, fails its checksum or is another kind of checkpoint (08_evaluation.ipynb)."""
+    truncated, not safetensors, fails its checksum or is another kind of checkpoint (11_other_generators.ipynb)."""
     path = Path(path)
     tensors, config = load_safetensors(path)  # verifies the checksum
     if config.get("format") != FORMAT or "tensor_sha256" not in config:
@@ -178,7 +178,7 @@ def _rng_from_json(state: dict[str, Any]) -> np.random.Generator:
 def generator_from_checkpoint(tensors: dict[str, torch.Tensor], config: dict[str, Any],
                               name: str = "G_ema") -> DCGANGenerator:
     """The generator `name` ('G' or 'G_ema', which is G in a run without an average) of a training checkpoint,
-    as stored (batch-norm statistics not recomputed; see `sampling_generator`), in eval mode (08_evaluation.ipynb)."""
+    as stored (batch-norm statistics not recomputed; see `sampling_generator`), in eval mode (11_other_generators.ipynb)."""
     averaged = config["train_config"].get("ema_kimg", 0) > 0 and any(k.startswith("G_ema.") for k in tensors)
     if name == "G_ema" and not averaged:
         name = "G"  # a run without a weight average (or with it switched off)
@@ -189,7 +189,7 @@ def generator_from_checkpoint(tensors: dict[str, torch.Tensor], config: dict[str
 
 def sampling_generator(G: DCGANGenerator, n: int = 4096, seed: int = 0) -> DCGANGenerator:
     """A copy of G to sample from: batch-norm statistics recomputed over `n` samples, eval mode,
-    `requires_grad=False` (08_evaluation.ipynb). The global random state is left as it was."""
+    `requires_grad=False` (11_other_generators.ipynb). The global random state is left as it was."""
     G = copy.deepcopy(G)
     recalibrate_batchnorm(G, n=n, seed=seed)
     return G.eval().requires_grad_(False)
@@ -200,7 +200,7 @@ def sampling_generator(G: DCGANGenerator, n: int = 4096, seed: int = 0) -> DCGAN
 
 
 def bar(G: torch.nn.Module, n: int = 1000, seed: int = 0, classifier: Any = None, n_fid: int = 2000) -> dict[str, Any]:
-    """The toy world's bar for an unconditional generator (08_evaluation.ipynb): `evaluate` of
+    """The toy world's bar for an unconditional generator (11_other_generators.ipynb): `evaluate` of
     `clip2gan.toy.stylegan2_eval` (confident share, worst value-frequency gap against renders, Fréchet
     distance in the classifier's features over `n_fid` samples) without its conditioning figures."""
     res = evaluate(G, n=n, seed=seed, classifier=classifier, n_fid=n_fid)
@@ -210,7 +210,7 @@ def bar(G: torch.nn.Module, n: int = 1000, seed: int = 0, classifier: Any = None
 
 
 def bar_line(r: dict[str, Any]) -> str:
-    """One line reporting a bar record (08_evaluation.ipynb)."""
+    """One line reporting a bar record (11_other_generators.ipynb)."""
     return (f"{r.get('snapshot', '')} step {r.get('step', '?')}: confident {100 * r['confident']:.1f}% "
             f"(renders {100 * r['confident_data']:.1f}%, StyleGAN2's bar ≥ 85), worst value-frequency gap "
             f"{r['freq_max_dev']:.1f} pts on {r['freq_worst_attribute']} (bar ≤ 5), FID(classifier) {r['fid']:.2f}")
@@ -225,7 +225,7 @@ def _append_log(run_dir: Path, record: dict[str, Any]) -> None:
 def evaluate_snapshots(run_dir: str | os.PathLike = DEFAULT_RUN, n: int = 1000, seed: int = 0,
                        classifier: Any = None) -> list[dict[str, Any]]:
     """Judge every snapshot of a run not yet judged at this `n`, appending the records to its log.jsonl
-    (08_evaluation.ipynb). Returns the new records."""
+    (11_other_generators.ipynb). Returns the new records."""
     run_dir = Path(run_dir)
     done = {r.get("snapshot") for r in read_log(run_dir) if r.get("kind") == "eval" and r.get("n") == n}
     out = []
@@ -274,7 +274,7 @@ def _in_main_thread() -> bool:
 
 class DCGANTrainer:
     """One DCGAN run in `out_dir` (see the module docstring): `DCGANTrainer(out, cfg).run(steps)`
-    (08_evaluation.ipynb).
+    (11_other_generators.ipynb).
 
     resume: continue from `<out>/checkpoint.safetensors` if there is one (`overrides`: settings that
     change on resume; the architecture cannot). Without resume an existing checkpoint is an error.
@@ -520,7 +520,7 @@ class DCGANTrainer:
 def export(run_dir: str | os.PathLike = DEFAULT_RUN, out: str | os.PathLike | None = None, snapshot: int | None = None,
            eval_n: int = 1000, tolerance: float = 1.0, classifier: Any = None) -> tuple[Path, dict[str, Any]]:
     """Write a run's sampling generator to `out` (safetensors + JSON; `clip2gan.stylegan2.load_generator`
-    reads it) in float16 if the bar's figures hold (08_evaluation.ipynb).
+    reads it) in float16 if the bar's figures hold (11_other_generators.ipynb).
 
     The float32 generator and its float16 rounding are judged on the same `eval_n` samples; if neither
     the confident share nor the worst frequency gap moves by more than `tolerance` points, float16 is
@@ -574,7 +574,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m clip2gan.dcgan.train [train] --out DIR [--resume] | export | eval` (08_evaluation.ipynb).
+    """`python -m clip2gan.dcgan.train [train] --out DIR [--resume] | export | eval` (11_other_generators.ipynb).
 
     Without a subcommand (the first argument a flag) the command trains."""
     argv = list(sys.argv[1:] if argv is None else argv)
