@@ -111,11 +111,13 @@ def _nearest(rows: Sequence[dict[str, Any]], variant: str, key: str) -> Any:
     return r.get(key) if r else None
 
 
-def paper_tables(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+def paper_tables(rows: Sequence[dict[str, Any]], backbone: Sequence[dict[str, Any]] | None = None) -> dict[str, str]:
     """Tables 1, 3, 4, 5 and 6 of the paper laid out with the toy metrics, as text (08_evaluation.ipynb).
 
     Each table keeps the paper's rows and columns (a row the toy world cannot produce shows '–' or is
     named as missing) and adds the toy world's ground-truth columns (attribute accuracy, diversity).
+    backbone: the rows of `sweeps.run_backbone` (backbone.csv); with them Table 3 is the depth × CLIP grid
+    under each method (`backbone_table`), without them the sweep's depth rows for its one CLIP.
     """
     base = _row(rows, "base") or {}
     tables = {}
@@ -131,7 +133,9 @@ def paper_tables(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
                        r.get("rec_match"), _nearest(rows, name, "text_acc")])
     tables["3"] = format_table(["Layers", "Pre-trained CLIP", "FID (toy)", "LPIPS", "attr. acc.", "rec. match",
                                 "attr. acc. (nearest)"], t3,
-                               "Table 3 · depth of M (one toy CLIP: no ViT-B/32 vs B/16 axis)")
+                               "Table 3 · depth of M (this sweep's one CLIP; the backbone axis: backbone.csv)")
+    if backbone:
+        tables["3"] = "\n\n".join(backbone_table(backbone, method) for method in ("paper", "bridged"))
     t4 = []
     for name in ("no_adv_div", "no_adv", "no_div", "base"):
         r = _row(rows, name)
@@ -388,36 +392,45 @@ def backbone_verdicts(rows: Sequence[dict[str, Any]], finer: str = "patch4",
     `coarser` at 12 layers, and at 4 and 8). Each comparison reads FID and LPIPS (lower), the paper's metrics,
     and attribute accuracy (higher); it counts only beyond two standard errors of the difference of the cell
     means, with the seeds' spread as the noise (`_cell_diff`: a one-seed cell is given the spread of the
-    12-layer cell's seeds). A missing cell makes its claim 'not measured'.
+    12-layer cell's seeds). A claim is judged on the cells there are: with some missing its verdict says
+    '(partly measured)' and names them; with none to compare, 'not measured'.
     """
     out = []
     metrics = (("fid", True), ("lpips_ref", True), ("text_acc", False))
+
+    def add(claim, comps, absent):
+        if not comps:
+            out.append((claim, "not measured", "not trained yet: " + ", ".join(absent)))
+            return
+        word, numbers = verdict([c[0] for c in comps]), "; ".join(c[1] for c in comps)
+        if absent:  # judged on the cells there are; the claim is only partly measured
+            word, numbers = f"{word} (partly measured)", numbers + "; not trained yet: " + ", ".join(absent)
+        out.append((claim, word, numbers))
+
     for method in ("paper", "bridged"):
         cells = backbone_cells(rows, method)
         for clip in (coarser, finer):
             deep = cells.get((clip, 12))
-            comps = [_judge(deep, cells[(clip, k)], key, low, f"12 vs {k} layers:")
-                     for k in (4, 8) if deep and (clip, k) in cells for key, low in metrics]
-            claim = f"Table 3, {clip} CLIP, method={method!r}: 12 layers beat 4 and 8"
-            if not comps or len(comps) < 6:
-                out.append((claim, "not measured", "a cell is not trained yet"))
-            else:
-                out.append((claim, verdict([c[0] for c in comps]), "; ".join(c[1] for c in comps)))
+            present = [k for k in (4, 8) if (clip, k) in cells] if deep else []
+            absent = [f"{clip} {k} layers" for k in (4, 8, 12) if (clip, k) not in cells]
+            comps = [_judge(deep, cells[(clip, k)], key, low, f"12 vs {k} layers:") for k in present for key, low in metrics]
+            add(f"Table 3, {clip} CLIP, method={method!r}: 12 layers beat 4 and 8", comps, absent)
+        spread12 = {key: next((c.get(f"{key}_sd") for c in (cells.get((finer, 12)), cells.get((coarser, 12)))
+                               if c and c.get(f"{key}_sd") is not None), None) for key, _ in metrics}
         for depths, where in (((12,), "at 12 layers"), ((4, 8), "at 4 and 8 layers")):
-            claim = f"Table 3, method={method!r}: the finer CLIP ({finer}) beats the shipped one ({coarser}) {where}"
-            pairs = [(cells.get((finer, k)), cells.get((coarser, k)), k) for k in depths]
-            if any(a is None or b is None for a, b, _ in pairs):
-                out.append((claim, "not measured", "a cell is not trained yet"))
-                continue
-            spread12 = {key: next((c.get(f"{key}_sd") for c in (cells.get((finer, 12)), cells.get((coarser, 12)))
-                                   if c and c.get(f"{key}_sd") is not None), None) for key, _ in metrics}
-            comps = []
-            for a, b, k in pairs:
+            comps, absent = [], []
+            for k in depths:
+                a, b = cells.get((finer, k)), cells.get((coarser, k))
+                if a is None or b is None:
+                    absent += [f"{c} {k} layers" for c, cell in ((finer, a), (coarser, b)) if cell is None]
+                    continue
                 for key, low in metrics:
+                    x, y = a, b
                     if a.get(f"{key}_sd") is None and b.get(f"{key}_sd") is None and spread12[key] is not None:
-                        a, b = {**a, f"{key}_sd": spread12[key]}, {**b, f"{key}_sd": spread12[key]}
-                    comps.append(_judge(a, b, key, low, f"{k} layers:"))
-            out.append((claim, verdict([c[0] for c in comps]), "; ".join(c[1] for c in comps)))
+                        x, y = {**a, f"{key}_sd": spread12[key]}, {**b, f"{key}_sd": spread12[key]}
+                    comps.append(_judge(x, y, key, low, f"{k} layers:"))
+            add(f"Table 3, method={method!r}: the finer CLIP ({finer}) beats the shipped one ({coarser}) {where}", comps,
+                absent)
     return out
 
 
