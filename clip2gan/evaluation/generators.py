@@ -645,7 +645,7 @@ def plot_generators(models: Mapping[str, Mapping[str, CLIP2GAN]], data: EvalData
         ax.axis("off")
     fig.suptitle(f"DCGAN vs StyleGAN2 under M: samples, text → image and edits (β = 1) under both methods "
                  f"({size_name} size)", fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight()))  # room for the title above the first strip
     if path is not None:
         fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
