@@ -104,3 +104,21 @@ def test_a_ci_size_run_trains_scores_caches_and_writes(tmp_path, classifier):
     again = run(write=False)  # every row from the cache, no retraining
     assert again["rows"] == record["rows"]
     assert len(generators.table6_rows(record)) == 11 and set(generators.table6_verdicts(record))
+
+
+def test_half_mapping_keeps_config_and_bank_and_rounds_weights(tmp_path):
+    from clip2gan.checkpoint import load_safetensors
+    from clip2gan.mapping import MappingNetwork
+    from clip2gan.model import load_mapping, save_mapping
+
+    torch.manual_seed(0)
+    M = MappingNetwork(in_dim=8, num_ws=1, w_dim=4, n_layers=2, hidden_dim=8)  # a few hundred weights
+    src = save_mapping(M, tmp_path / "m.safetensors", {"profile": "toyfaces", "clip": "tiny", "generator": "tiny"},
+                       feature_bank=torch.randn(5, 8))
+    dst = generators.half_mapping(src, tmp_path / "m16.safetensors")
+    (s32, c32), (s16, c16) = load_safetensors(src), load_safetensors(dst)
+    assert c16["world"] == c32["world"] and c16["feature_bank_size"] == 5 and set(s16) == set(s32)
+    assert all(v.dtype == torch.float16 for v in s16.values() if v.is_floating_point())
+    M16, _ = load_mapping(dst)
+    f = torch.randn(3, 8)
+    assert torch.allclose(M16(f), M(f), atol=1e-2) and dst.with_suffix(".json").is_file()
