@@ -392,7 +392,8 @@ def backbone_verdicts(rows: Sequence[dict[str, Any]], finer: str = "patch4",
     `coarser` at 12 layers, and at 4 and 8). Each comparison reads FID and LPIPS (lower), the paper's metrics,
     and attribute accuracy (higher); it counts only beyond two standard errors of the difference of the cell
     means, with the seeds' spread as the noise (`_cell_diff`: a one-seed cell is given the spread of the
-    12-layer cell's seeds). A claim is judged on the cells there are: with some missing its verdict says
+    12-layer cell's seeds; two one-seed cells, that of a 12-layer cell with several seeds). A claim is judged
+    on the cells there are: with some missing its verdict says
     '(partly measured)' and names them; with none to compare, 'not measured'.
     """
     out = []
@@ -409,14 +410,22 @@ def backbone_verdicts(rows: Sequence[dict[str, Any]], finer: str = "patch4",
 
     for method in ("paper", "bridged"):
         cells = backbone_cells(rows, method)
+        # the seeds' spread of a 12-layer cell (the finer CLIP's when it has several seeds, else the shipped one's):
+        # what a comparison between one-seed cells is given as its noise
+        spread12 = {key: next((c.get(f"{key}_sd") for c in (cells.get((finer, 12)), cells.get((coarser, 12)))
+                               if c and c.get(f"{key}_sd") is not None), None) for key, _ in metrics}
+
+        def judge(a, b, key, low, what, spread12=spread12):
+            if a.get(f"{key}_sd") is None and b.get(f"{key}_sd") is None and spread12[key] is not None:
+                a, b = {**a, f"{key}_sd": spread12[key]}, {**b, f"{key}_sd": spread12[key]}
+            return _judge(a, b, key, low, what)
+
         for clip in (coarser, finer):
             deep = cells.get((clip, 12))
             present = [k for k in (4, 8) if (clip, k) in cells] if deep else []
             absent = [f"{clip} {k} layers" for k in (4, 8, 12) if (clip, k) not in cells]
-            comps = [_judge(deep, cells[(clip, k)], key, low, f"12 vs {k} layers:") for k in present for key, low in metrics]
+            comps = [judge(deep, cells[(clip, k)], key, low, f"12 vs {k} layers:") for k in present for key, low in metrics]
             add(f"Table 3, {clip} CLIP, method={method!r}: 12 layers beat 4 and 8", comps, absent)
-        spread12 = {key: next((c.get(f"{key}_sd") for c in (cells.get((finer, 12)), cells.get((coarser, 12)))
-                               if c and c.get(f"{key}_sd") is not None), None) for key, _ in metrics}
         for depths, where in (((12,), "at 12 layers"), ((4, 8), "at 4 and 8 layers")):
             comps, absent = [], []
             for k in depths:
@@ -424,11 +433,7 @@ def backbone_verdicts(rows: Sequence[dict[str, Any]], finer: str = "patch4",
                 if a is None or b is None:
                     absent += [f"{c} {k} layers" for c, cell in ((finer, a), (coarser, b)) if cell is None]
                     continue
-                for key, low in metrics:
-                    x, y = a, b
-                    if a.get(f"{key}_sd") is None and b.get(f"{key}_sd") is None and spread12[key] is not None:
-                        x, y = {**a, f"{key}_sd": spread12[key]}, {**b, f"{key}_sd": spread12[key]}
-                    comps.append(_judge(x, y, key, low, f"{k} layers:"))
+                comps += [judge(a, b, key, low, f"{k} layers:") for key, low in metrics]
             add(f"Table 3, method={method!r}: the finer CLIP ({finer}) beats the shipped one ({coarser}) {where}", comps,
                 absent)
     return out
