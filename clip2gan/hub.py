@@ -405,6 +405,8 @@ for _name, _what in [
     ("toyfaces-classifier", "the attribute classifier used to score the toy world (evaluation only)"),
     ("toyfaces-identity", "the toy identity network used by the identity loss"),
     ("toyfaces-mapping", "the CLIP2GAN mapping network trained on the toy world"),
+    ("toyfaces-dcgan", "a DCGAN generator of the toy world (another GAN under M; notebook 11)"),
+    ("toyfaces-dcgan-mapping", "the CLIP2GAN mapping network trained on the toy DCGAN (notebook 11)"),
 ]:
     register(Artifact(_name, f"{_name}.safetensors", description=f"{_what} ({_TOY})", licence="MIT",
                       shipped=True, how="it ships in data/; if it is missing, re-run the manifest's command"))
