@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import random
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import open_clip
@@ -14,7 +15,7 @@ import torch
 import clip2gan
 from clip2gan.colab import in_colab
 
-__all__ = ["pick_device", "seed_everything", "environment_report", "device_label"]
+__all__ = ["pick_device", "seed_everything", "environment_report", "device_label", "batch_command_args"]
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:
@@ -74,3 +75,20 @@ def environment_report(device: str | torch.device = "auto") -> dict[str, Any]:
         props = torch.cuda.get_device_properties(dev)
         report["gpu"] = f"{props.name}, {props.total_memory / 2**30:.0f} GiB"
     return report
+
+
+def batch_command_args(command: type, prog: str, description: str, argv: Sequence[str] | None = None) -> Any:
+    """Parse a batch command's flags (one per field of the dataclass `command`, `clip2gan.cli`) and set up
+    the process for a run that writes files and shows nothing: `torch.set_num_threads(args.threads)` when
+    the command has a `threads` flag that is set, and matplotlib's file-only Agg backend (chosen here,
+    before pyplot is first imported). Returns the filled `command` (08_evaluation.ipynb)."""
+    from clip2gan.cli import add_config_args, config_from_args
+
+    parser = add_config_args(argparse.ArgumentParser(prog=prog, description=description), command)
+    args = config_from_args(command, parser.parse_args(argv))
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    import matplotlib  # here: the backend must be chosen before pyplot is first imported
+
+    matplotlib.use("Agg")
+    return args

@@ -35,7 +35,6 @@ into one verdict per claim of the paper.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import io
@@ -51,7 +50,7 @@ import torch
 
 from clip2gan import hub
 from clip2gan.checkpoint import atomic_write_text, load_config
-from clip2gan.cli import add_config_args, config_from_args, option
+from clip2gan.cli import option
 from clip2gan.evaluation.attributes import text_attribute_accuracy, toy_feature_extractor
 from clip2gan.evaluation.comparisons import g_sampler, renders_sampler
 from clip2gan.evaluation.metrics import lpips_to_reference
@@ -69,7 +68,7 @@ from clip2gan.evaluation.protocol import (
 from clip2gan.evaluation.sweeps import train_variant, weights_record
 from clip2gan.evaluation.tables import format_table
 from clip2gan.model import CLIP2GAN
-from clip2gan.runtime import pick_device
+from clip2gan.runtime import batch_command_args, pick_device
 from clip2gan.toy.faces import AttributeClassifier
 from clip2gan.train import TrainConfig, build_world, discriminator_like
 
@@ -675,14 +674,7 @@ class GeneratorsCommand:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m clip2gan.evaluation.generators` (11_other_generators.ipynb); returns the exit status."""
-    parser = add_config_args(argparse.ArgumentParser(prog="python -m clip2gan.evaluation.generators",
-                                                     description=__doc__.split("\n")[0]), GeneratorsCommand)
-    args = config_from_args(GeneratorsCommand, parser.parse_args(argv))
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    import matplotlib  # here: the backend must be chosen before pyplot is first imported
-
-    matplotlib.use("Agg")
+    args = batch_command_args(GeneratorsCommand, "python -m clip2gan.evaluation.generators", __doc__.split("\n")[0], argv)
     try:
         record = run_generators(args.size, out=args.out, work=args.work, dcgan_file=args.dcgan,
                                 stylegan2_mapping=args.stylegan2_mapping, device=args.device,

@@ -57,7 +57,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from clip2gan.checkpoint import atomic_write_text
-from clip2gan.cli import add_config_args, config_from_args, option
+from clip2gan.cli import option
 from clip2gan.evaluation.attributes import text_attribute_accuracy, toy_feature_extractor
 from clip2gan.evaluation.comparison_report import better
 from clip2gan.evaluation.comparisons import (
@@ -74,7 +74,7 @@ from clip2gan.evaluation.sweeps import train_variant, weights_record
 from clip2gan.evaluation.tables import format_table
 from clip2gan.identity import identity_net_for
 from clip2gan.model import CLIP2GAN
-from clip2gan.runtime import pick_device
+from clip2gan.runtime import batch_command_args, pick_device
 from clip2gan.toy.faces import EVAL_SEED, AttributeClassifier, ToyFaces
 from clip2gan.train import TrainConfig, build_world
 
@@ -468,16 +468,7 @@ class QualityCommand:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m clip2gan.evaluation.quality` (06_generation.ipynb); returns the exit status."""
-    import argparse
-
-    parser = add_config_args(argparse.ArgumentParser(prog="python -m clip2gan.evaluation.quality",
-                                                     description=__doc__.split("\n")[0]), QualityCommand)
-    args = config_from_args(QualityCommand, parser.parse_args(argv))
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    import matplotlib  # here: the backend must be chosen before pyplot is first imported
-
-    matplotlib.use("Agg")
+    args = batch_command_args(QualityCommand, "python -m clip2gan.evaluation.quality", __doc__.split("\n")[0], argv)
     options = [o.strip() for o in args.options.split(",") if o.strip()] if args.options else None
     try:
         record = run_quality(args.size, out=args.out, work=args.work, device=args.device, seed=args.seed, options=options,
