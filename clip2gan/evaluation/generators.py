@@ -80,7 +80,6 @@ __all__ = [
     "SIZES",
     "DCGAN_FILE",
     "DCGAN_MAPPING_FILE",
-    "shipped_file",
     "dcgan_model",
     "mapping_config",
     "unconditional_sampler",
@@ -158,21 +157,6 @@ def mapping_config(size: GeneratorsSize, generator: str, work: str | Path, gener
                           "generator": generator_file, "out": str(Path(work) / generator)})
 
 
-def shipped_file(path: str | Path) -> Path:
-    """A file shipped in data/, checked against its sha256 in data/MANIFEST.json (11_other_generators.ipynb).
-
-    `hub.WeightsNotFound` when it is absent or unrecorded (the message says how to make it), `hub.ChecksumMismatch`
-    when it differs from the recorded file."""
-    path = Path(path)
-    entry = hub.read_manifest().get("files", {}).get(path.name)
-    if not path.is_file() or entry is None:
-        raise hub.WeightsNotFound(f"{path} is not shipped (or not in data/MANIFEST.json): make it with the commands in "
-                                  "results/README.md's DCGAN section")
-    if hub.sha256_file(path) != entry["sha256"]:
-        raise hub.ChecksumMismatch(f"{path} does not match the sha256 recorded in data/MANIFEST.json")
-    return path
-
-
 def dcgan_model(method: str = "bridged", device: str | torch.device = "cpu", mapping: str | Path | None = None,
                 generator: str | Path | None = None, clip: Any = None) -> CLIP2GAN:
     """CLIP2GAN on the DCGAN: the toy CLIP, the DCGAN and its M (default: the shipped files, checked against the
@@ -180,8 +164,8 @@ def dcgan_model(method: str = "bridged", device: str | torch.device = "cpu", map
     from clip2gan.model import build_clip
     from clip2gan.stylegan2 import load_generator
 
-    g_path = Path(generator) if generator is not None else shipped_file(DCGAN_FILE)
-    m_path = Path(mapping) if mapping is not None else shipped_file(DCGAN_MAPPING_FILE)
+    g_path = Path(generator) if generator is not None else hub.resolve("toyfaces-dcgan")
+    m_path = Path(mapping) if mapping is not None else hub.resolve("toyfaces-dcgan-mapping")
     _check_generator(m_path, str(g_path))
     clip = clip if clip is not None else build_clip({"profile": "toyfaces"}, device)
     return CLIP2GAN.from_checkpoint(m_path, clip=clip, generator=load_generator(g_path, device=device), method=method)
