@@ -92,7 +92,8 @@ from clip2gan.evaluation.sweeps import run_seconds, train_variant, weights_recor
 from clip2gan.identity import identity_net_for
 from clip2gan.model import CLIP2GAN
 from clip2gan.runtime import pick_device
-from clip2gan.toy.faces import ATTRIBUTES, EVAL_SEED, AttributeClassifier, ToyFaces, attributes_to_c, render, sample_attributes
+from clip2gan.toy import world_module
+from clip2gan.toy.faces import ATTRIBUTES, EVAL_SEED, AttributeClassifier, ToyFaces
 from clip2gan.toy.stylegan2_eval import confident_mask
 from clip2gan.train import TrainConfig, build_world
 
@@ -225,12 +226,16 @@ def caption_text_mean(clip: Any, n: int = 1000, resolution: int = 32) -> torch.T
     return torch.cat([clip.encode_text(captions[i:i + 256]).float().cpu() for i in range(0, len(captions), 256)]).mean(0)
 
 
-def stated_attributes(mentioned: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+def stated_attributes(mentioned: Mapping[str, Any], rng: np.random.Generator, world: Any = None) -> dict[str, Any]:
     """A complete attribute dict with the stated values and the others drawn from the data distribution
-    (a stated hair colour on a drawn bald head gets the head a length; a stated bald head drops colour and
-    bangs) (10_comparisons.ipynb)."""
-    attrs = sample_attributes(rng)
+    (10_comparisons.ipynb). Faces (world None): a stated hair colour on a drawn bald head gets the head a length; a
+    stated bald head drops colour and bangs. Another world (`clip2gan.toy.world_module`, e.g. 'toypets') whose
+    attributes are independent takes the stated values as they are."""
+    module = world_module(world)
+    attrs = module.sample_attributes(rng)
     attrs.update({a: v for a, v in mentioned.items() if v is not None})
+    if module.NAME != "faces":
+        return attrs
     if mentioned.get("hair_length") == "bald":
         attrs["hair_color"], attrs["bangs"] = None, "no"
     elif attrs["hair_length"] == "bald" and ("hair_color" in mentioned or mentioned.get("bangs") == "yes"):
@@ -248,33 +253,37 @@ def _g_images(G: torch.nn.Module, c: torch.Tensor, seed: int, batch: int = 250) 
     return torch.cat(out).clamp(-1, 1)
 
 
-def ceiling_sampler(G: torch.nn.Module, captions: Sequence[str], mentioned: Sequence[Mapping[str, Any]]
-                    ) -> Callable[..., torch.Tensor]:
+def ceiling_sampler(G: torch.nn.Module, captions: Sequence[str], mentioned: Sequence[Mapping[str, Any]],
+                    world: Any = None) -> Callable[..., torch.Tensor]:
     """The ceiling: the conditional G given each caption's stated attributes (10_comparisons.ipynb).
 
     Returns `sample(captions, n_per_prompt, seed)` for any of `captions`, whose stated attributes are
-    `mentioned` (same order); the unstated ones are drawn per sample (`stated_attributes`).
+    `mentioned` (same order); the unstated ones are drawn per sample (`stated_attributes`). world: the toy world
+    (None: faces).
     """
     lookup = dict(zip(captions, mentioned))
+    module = world_module(world)
 
     def sample(wanted: Sequence[str], n_per_prompt: int = 1, seed: int = 0) -> torch.Tensor:
         unknown = [t for t in wanted if t not in lookup]
         if unknown:
             raise ValueError(f"the ceiling knows the stated attributes of its own captions only, not of {unknown[:2]}")
         rng = np.random.default_rng([seed, 31])
-        attrs = [stated_attributes(lookup[t], rng) for t in wanted for _ in range(n_per_prompt)]
-        return _g_images(G, attributes_to_c(attrs), seed)
+        attrs = [stated_attributes(lookup[t], rng, module) for t in wanted for _ in range(n_per_prompt)]
+        return _g_images(G, module.attributes_to_c(attrs), seed)
 
     return sample
 
 
-def g_sampler(G: torch.nn.Module) -> Callable[..., torch.Tensor]:
-    """G's own samples, labels drawn from the data distribution; the captions only set the count (10_comparisons.ipynb)."""
+def g_sampler(G: torch.nn.Module, world: Any = None) -> Callable[..., torch.Tensor]:
+    """G's own samples, labels drawn from the data distribution of `world` (None: faces); the captions only set the
+    count (10_comparisons.ipynb)."""
+    module = world_module(world)
 
     def sample(captions: Sequence[str], n_per_prompt: int = 1, seed: int = 0) -> torch.Tensor:
         rng = np.random.default_rng([seed, 37])
-        attrs = [sample_attributes(rng) for _ in range(len(captions) * n_per_prompt)]
-        return _g_images(G, attributes_to_c(attrs), seed)
+        attrs = [module.sample_attributes(rng) for _ in range(len(captions) * n_per_prompt)]
+        return _g_images(G, module.attributes_to_c(attrs), seed)
 
     return sample
 
@@ -486,16 +495,17 @@ def _reranked(sample: Callable[..., torch.Tensor], clip: Any, k: int) -> Callabl
     return sample_best
 
 
-def renders_sampler(resolution: int, captions: Sequence[str], mentioned: Sequence[Mapping[str, Any]]
+def renders_sampler(resolution: int, captions: Sequence[str], mentioned: Sequence[Mapping[str, Any]], world: Any = None
                     ) -> Callable[..., torch.Tensor]:
     """The renderer as a generator: a fresh render of each caption's stated attributes, the unstated ones drawn
     from the data distribution — the FID floor and the accuracy a perfect generator of this world reaches
-    (10_comparisons.ipynb)."""
+    (10_comparisons.ipynb). world: the toy world (None: faces)."""
     lookup = dict(zip(captions, mentioned))
+    module = world_module(world)
 
     def sample(wanted: Sequence[str], n_per_prompt: int = 1, seed: int = 0) -> torch.Tensor:
         rng = np.random.default_rng([seed, 41])
-        return torch.stack([render(stated_attributes(lookup[t], rng), resolution, rng=rng)
+        return torch.stack([module.render(stated_attributes(lookup[t], rng, module), resolution, rng=rng)
                             for t in wanted for _ in range(n_per_prompt)])
 
     return sample
