@@ -10,6 +10,10 @@ overrides it. Only the names a notebook declares in its `parameters` cell are pa
 Executed notebooks go to `<out>/<profile>/`, figures to `<out>/<profile>/figures/`. The run stops
 at the first failing notebook, naming it and the failing cell, and ends with a summary table.
 
+A notebook written for some toy worlds only lists them in its metadata, `{"clip2gan": {"toy_worlds": ["toyfaces"]}}`
+(`notebook_toy_worlds`); with another toy profile (`--profile toypets`) it is skipped, and the summary says why.
+The paper's profiles (ffhq, ...) are not affected, and a notebook without that entry runs under every profile.
+
 `python -m clip2gan.pipeline --strip notebooks/` removes large outputs from committed notebooks.
 """
 
@@ -32,7 +36,7 @@ from papermill.exceptions import PapermillExecutionError
 from clip2gan.cli import add_config_args, config_from_args, option
 from clip2gan.profiles import PROFILES
 
-__all__ = ["NOTEBOOK_DIR", "PARAMS_DIR", "list_notebooks", "load_params", "notebook_parameters",
+__all__ = ["NOTEBOOK_DIR", "PARAMS_DIR", "list_notebooks", "load_params", "notebook_parameters", "notebook_toy_worlds",
            "run_pipeline", "strip_notebook", "PipelineError", "main"]
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -84,6 +88,17 @@ def notebook_parameters(path: Path) -> dict[str, Any]:
     return values
 
 
+def notebook_toy_worlds(path: Path) -> list[str] | None:
+    """The toy-world profiles a notebook is written for (its metadata's `clip2gan.toy_worlds`), None when it runs in
+    any (00_setup.ipynb)."""
+    worlds = nbformat.read(str(path), as_version=4).metadata.get("clip2gan", {}).get("toy_worlds")
+    wrong = [w for w in worlds or () if w not in PROFILES or not PROFILES[w].toy_world]
+    if wrong:
+        raise PipelineError(f"{path.name} lists {wrong} as toy worlds in its metadata; toy worlds: "
+                            f"{', '.join(p for p, v in PROFILES.items() if v.toy_world)}")
+    return list(worlds) if worlds is not None else None
+
+
 def params_for(notebook: Path, params: dict[str, Any], profile: str, out_dir: Path) -> dict[str, Any]:
     number = notebook.name[:2]
     merged = dict(params.get("common", {}) or {})
@@ -119,6 +134,12 @@ def run_pipeline(profile: str = "toyfaces", params: str = "ci", only: str | None
     log(f"clip2gan pipeline: profile={profile} params={params} → {out_dir}")
     for nb in notebooks:
         target = out_dir / nb.name
+        declared = notebook_toy_worlds(nb)
+        if declared is not None and PROFILES[profile].toy_world and profile not in declared:
+            why = f"teaches {', '.join(declared)} only"
+            results.append(Result(nb.name, 0.0, "skipped", None, why))
+            log(f"  – {nb.name:<32} {'':>7}    skipped: {why}")
+            continue
         start = time.perf_counter()
         try:
             papermill.execute_notebook(
@@ -145,7 +166,10 @@ def summary_table(results: list[Result]) -> str:
     lines += [f"{r.notebook:<34}{r.status:<8}{r.seconds:9.1f}" for r in results]
     total = sum(r.seconds for r in results)
     ok = sum(r.status == "ok" for r in results)
-    lines += ["-" * 51, f"{ok} of {len(results)} notebooks ok in {total:.1f} s"]
+    skipped = sum(r.status == "skipped" for r in results)
+    ran = len(results) - skipped
+    lines += ["-" * 51, f"{ok} of {ran} notebooks ok in {total:.1f} s"
+              + (f" ({skipped} skipped: they teach another world)" if skipped else "")]
     return "\n".join(lines)
 
 

@@ -74,3 +74,21 @@ def test_strip_clears_the_count_of_a_cell_left_without_outputs(tmp_path):
     assert pipeline.strip_notebook(path)
     out = nbformat.read(str(path), as_version=4).cells[0]
     assert out.outputs == [] and out.execution_count is None
+
+
+def test_a_notebook_for_other_toy_worlds_is_skipped_and_says_why(tmp_path, monkeypatch):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    nb = nbformat.read(str(pipeline.NOTEBOOK_DIR / "00_setup.ipynb"), as_version=4)
+    nb.metadata["clip2gan"] = {"toy_worlds": ["toyfaces"]}
+    nbformat.write(nb, str(folder / "00_setup.ipynb"))
+    monkeypatch.setattr(pipeline, "NOTEBOOK_DIR", folder)
+    assert pipeline.notebook_toy_worlds(folder / "00_setup.ipynb") == ["toyfaces"]
+    lines = []
+    results = pipeline.run_pipeline("toypets", "ci", out=tmp_path / "out", log=lines.append)
+    assert [(r.status, r.detail) for r in results] == [("skipped", "teaches toyfaces only")]
+    assert any("0 of 0 notebooks ok" in line and "1 skipped" in line for line in lines)
+    nb.metadata["clip2gan"] = {"toy_worlds": ["ffhq"]}  # not a toy world: a mistake in the metadata, said as such
+    nbformat.write(nb, str(folder / "00_setup.ipynb"))
+    with pytest.raises(pipeline.PipelineError, match=r"lists \['ffhq'\] as toy worlds"):
+        pipeline.run_pipeline("toypets", "ci", out=tmp_path / "out", log=lambda s: None)
