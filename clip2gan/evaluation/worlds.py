@@ -329,18 +329,18 @@ def plot_worlds(models: Mapping[str, Mapping[str, CLIP2GAN]], size_name: str, pa
         data = eval_data(WorldsSize("figure", n_captions=n, n_edit=n), first.resolution, seed, world=world)
         strips.append((f"{LABELS[world]}: G's own samples (no text)", g_sampler(first.generator, world)([""] * n, 1, seed)))
         for method, model in by_method.items():
-            strips.append((f"{LABELS[world]}, text → image, {_rule(method)}; captions: " + " | ".join(
-                c[:38] for c in data.captions[:n]), model.generate(data.captions[:n], n_per_prompt=1, seed=seed).cpu()))
-        strips.append((f"{LABELS[world]}: edit inputs (renders); texts: " + " | ".join(data.edit_texts[:n]),
-                       data.edit_images[:n]))
+            strips.append((f"{LABELS[world]}, text → image (held-out captions), {_rule(method)}",
+                           model.generate(data.captions[:n], n_per_prompt=1, seed=seed).cpu()))
+        strips.append((f"{LABELS[world]}: edit inputs (renders); texts: " + " | ".join(
+            t.removeprefix("a pet ").removeprefix("a person ") for t in data.edit_texts[:n]), data.edit_images[:n]))
         for method, model in by_method.items():
             _, after = edit_pairs(model, data.edit_images[:n], data.edit_texts[:n], space="wplus",
                               mode=METHODS[method][0])
             strips.append((f"{LABELS[world]}, edits in w+ (β = 1), {_rule(method)}", after))
-    fig, axes = plt.subplots(len(strips), 1, figsize=(1.0 * n + 0.5, 1.22 * len(strips) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(len(strips), 1, figsize=(max(1.3 * n + 0.5, 5.5), 1.45 * len(strips) + 0.6), squeeze=False)
     for ax, (label, imgs) in zip(axes[:, 0], strips):
         ax.imshow(make_grid(imgs.float().clamp(-1, 1), nrow=n, upscale=2), interpolation="nearest")
-        ax.set_title(label, fontsize=5.5, loc="left")
+        ax.set_title(label, fontsize=6.5, loc="left")
         ax.axis("off")
     fig.suptitle(f"Two toy worlds under M: samples, text → image and edits under both methods ({size_name} size)",
                  fontsize=8)
