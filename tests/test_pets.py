@@ -172,6 +172,7 @@ def test_toypets_profile_and_hub_entries():
 def empty_hub(tmp_path, monkeypatch):
     """No shipped or cached files and no variables: what a checkout without toypets weights sees."""
     monkeypatch.setattr(hub, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setattr(hub, "MANIFEST_PATH", tmp_path / "data" / "MANIFEST.json")  # no sha256 of the shipped files
     monkeypatch.setenv("CLIP2GAN_HOME", str(tmp_path / "cache"))
     for name in PROFILES["toypets"].artifacts:
         monkeypatch.delenv(hub.ARTIFACTS[name].env_var, raising=False)
