@@ -84,6 +84,17 @@ def _toy_faces(n: int, seed: int, resolution: int, profile: str = "toyfaces") ->
     return {f"toy {noun} {i} ({world.describe(a)})": images[i] for i, a in enumerate(attrs)}
 
 
+def _example_edit(model: CLIP2GAN, neutral: str) -> str:
+    """An edit to suggest in the prompt box: one the model's toy world can show ('a pet wearing a red collar' for the
+    pets), else a face edit."""
+    record = PROFILES.get(str(getattr(model, "profile", "")))
+    if record is not None and record.world and world_module(record).NAME != "faces":
+        world = world_module(record)
+        name = next(a for a in world.ATTRIBUTES if a not in ("species", "background"))
+        return world.value_prompt(name, world.ATTRIBUTES[name][-1])
+    return f"{neutral} wearing eyeglasses"
+
+
 def _as_named(images: Any) -> dict[str, Any]:
     if isinstance(images, dict):
         return {str(k): v for k, v in images.items()}
@@ -132,7 +143,7 @@ class EditingApp:
         side = f"{model.resolution * self.upscale}px"
         self.picker = W.Dropdown(options=list(self._images), description="image")
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload image")
-        self.prompt = W.Text(value=prompt, placeholder=f"an edit, e.g. '{self.neutral} wearing eyeglasses' (Enter)",
+        self.prompt = W.Text(value=prompt, placeholder=f"an edit, e.g. '{_example_edit(model, self.neutral)}' (Enter)",
                              description="prompt", continuous_update=False, layout=W.Layout(width="60%"))
         self.beta = W.FloatSlider(value=min(max(float(beta), BETA_RANGE[0]), BETA_RANGE[1]), min=BETA_RANGE[0],
                                   max=BETA_RANGE[1], step=0.05, description="β", readout_format=".2f",
