@@ -109,3 +109,15 @@ def test_a_ci_size_run_on_the_shipped_worlds(tmp_path):
     again = worlds.run_worlds("ci", out=tmp_path / "again", work=tmp_path / "work", worlds=shipped, device="cpu",
                               log=lambda s: None, write=False)
     assert [r["fid"] for r in again["rows"]] == [r["fid"] for r in record["rows"]]  # read back from the cache
+
+
+def test_shipping_refuses_a_missing_run_and_an_m_of_another_world(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train it first"):
+        worlds.ship_world("toypets", tmp_path / "nothing", "ci", out=tmp_path)
+    run = tmp_path / "faces-run"
+    run.mkdir()
+    (run / "mapping.safetensors").write_bytes(hub.resolve("toyfaces-mapping").read_bytes())
+    (run / "mapping.json").write_bytes(hub.resolve("toyfaces-mapping").with_suffix(".json").read_bytes())
+    with pytest.raises(ValueError, match="trained for profile 'toyfaces', not 'toypets'"):
+        worlds.ship_world("toypets", run, "ci", out=tmp_path)
+    assert worlds.main(["--ship", "toypets"]) == 1  # --ship without --run: an error, nothing shipped

@@ -62,6 +62,7 @@ __all__ = [
     "table7_text",
     "table7_verdicts",
     "plot_worlds",
+    "ship_world",
     "WorldsCommand",
     "main",
 ]
@@ -352,6 +353,59 @@ def plot_worlds(models: Mapping[str, Mapping[str, CLIP2GAN]], size_name: str, pa
 
 
 # -------------------------------------------------------------------------------------------------
+# shipping a world's M
+
+
+def ship_world(profile: str, run: str | Path, size: str | WorldsSize = "full", out: str | Path = "results",
+               work: str | Path | None = None, device: str = "auto", seed: int = 0, tolerance: float = 0.01,
+               log: Callable[[str], Any] = print) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Ship the M of a finished run as `data/<profile>-mapping.safetensors` in float16, score every world with it
+    (`run_worlds`, which writes `<out>/worlds.*`) and write its manifest entry: the training command read back from
+    the run, the world's rows, and a float16 check — the run's float32 M scored on the same data, every accuracy
+    within `tolerance` or nothing is shipped (12_other_worlds.ipynb). Returns (the record, the manifest entry)."""
+    from clip2gan.checkpoint import load_config
+    from clip2gan.evaluation.generators import half_mapping
+
+    size = SIZES[size] if isinstance(size, str) else size
+    src = Path(run) / "mapping.safetensors"
+    if not src.is_file():
+        raise FileNotFoundError(f"{src} does not exist: train it first (python -m clip2gan.train --profile {profile} "
+                                f"--out {run})")
+    config = load_config(src)
+    if config.get("train", {}).get("profile") != profile:
+        raise ValueError(f"{src} was trained for profile {config.get('train', {}).get('profile')!r}, not {profile!r}")
+    dst = hub.DATA_DIR / f"{profile}-mapping.safetensors"
+    work = Path(work) if work is not None else Path("runs") / f"worlds-{size.name}"
+    full = run_worlds(size, out=out, work=work, worlds=(profile,), device=device, seed=seed, mappings={profile: src},
+                      log=log, write=False)
+    half_mapping(src, dst)
+    record = run_worlds(size, out=out, work=work, device=device, seed=seed, log=log)
+    check: dict[str, list[float]] = {}
+    for method in METHODS:
+        a, b = _row(full, profile, method), _row(record, profile, method)
+        for key in ("text_acc", "rec_match", "edit_acc", "edit_pres"):
+            check[f"{method}/{key}"] = [a[key], b[key]]
+    worst = max(abs(a - b) for a, b in check.values())
+    if worst > tolerance:
+        dst.unlink()
+        dst.with_suffix(".json").unlink(missing_ok=True)
+        raise ValueError(f"float16 moves an accuracy by {worst:.4f} > {tolerance}: {check}; nothing shipped")
+    t = config["train"]
+    command = (f"python -m clip2gan.train --profile {profile} --epochs {t['epochs']} --epoch-size {t['epoch_size']} "
+               f"--batch-size {t['batch_size']} --threads 1 --sample-every 0 --log-every {t['log_every']} --seed {t['seed']}"
+               + (" --synthetic-data" if t.get("synthetic_data") else "")
+               + (f" --latent-loss {t['latent_loss']}" if t.get("latent_loss") else "")
+               + f" --out {_rel(Path(run))} && python -m clip2gan.evaluation.worlds --size {size.name} --out {out} "
+               f"--ship {profile} --run {_rel(Path(run))}")
+    metrics = {r["method"]: {k: r.get(k) for k in CSV_COLUMNS[2:19]} for r in record["rows"] if r["world"] == profile}
+    entry = hub.write_manifest_entry(
+        dst, command, steps=config.get("steps"), metrics=metrics, float16_check=check,
+        evaluation=f"python -m clip2gan.evaluation.worlds --size {size.name} ({size.n_captions} held-out captions, "
+                   f"{size.n_edit} edits in w+ at β = 1; results/worlds.json)")
+    return record, entry
+
+
+# -------------------------------------------------------------------------------------------------
 # command line
 
 
@@ -365,13 +419,24 @@ class WorldsCommand:
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
     seed: int = option(0, "evaluation seed")
     threads: int | None = option(None, "torch CPU threads, torch's default when unset")
+    ship: str | None = option(None, "a world's profile: first ship the M of --run as data/<profile>-mapping.safetensors "
+                                    "in float16 (if its accuracies hold) with its manifest entry", choices=WORLDS)
+    run: str | None = option(None, "with --ship: the finished training run whose M ships")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m clip2gan.evaluation.worlds` (12_other_worlds.ipynb); returns the exit status."""
     args = batch_command_args(WorldsCommand, "python -m clip2gan.evaluation.worlds", __doc__.split("\n")[0], argv)
     try:
-        record = run_worlds(args.size, out=args.out, work=args.work, device=args.device, seed=args.seed)
+        if args.ship:
+            if not args.run:
+                raise ValueError("--ship needs --run RUN (the training run whose M ships)")
+            record, entry = ship_world(args.ship, args.run, args.size, out=args.out, work=args.work,
+                                       device=args.device, seed=args.seed)
+            print(json.dumps({"shipped": f"{args.ship}-mapping.safetensors", "sha256": entry["sha256"],
+                              "size": entry["size"]}))
+        else:
+            record = run_worlds(args.size, out=args.out, work=args.work, device=args.device, seed=args.seed)
     except (ValueError, FileNotFoundError, hub.WeightsNotFound) as err:
         print(f"clip2gan.evaluation.worlds: error: {err}", file=sys.stderr)
         return 1
