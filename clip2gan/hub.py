@@ -411,7 +411,8 @@ for _name, _what in [
     register(Artifact(_name, f"{_name}.safetensors", description=f"{_what} ({_TOY})", licence="MIT",
                       shipped=True, how="it ships in data/; if it is missing, re-run the manifest's command"))
 
-# The second toy world (profile toypets): trained by this project like the faces' files, not shipped yet.
+# The second toy world (profile toypets): trained by this project like the faces' files and shipped in data/; while a
+# file is missing, its error names the command that trains it.
 _PETS = "trained by this project on procedural toy pets, clip2gan.toy.pets"
 _PETS_GAN_RUN = "runs/toypets-stylegan2"
 for _name, _what, _train, _needs in [
