@@ -41,7 +41,7 @@ from clip2gan.toy.faces import ToyFaces
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 COMPARED = ["06_generation.ipynb", "07_editing.ipynb"]
 # notebooks that show both methods side by side without a single-method `model` (their labels are still rule(m))
-LABELLED = [*COMPARED, "11_other_generators.ipynb"]
+LABELLED = [*COMPARED, "11_other_generators.ipynb", "12_other_worlds.ipynb"]
 TITLED = ["05_training.ipynb", *LABELLED]
 PAPER_LABEL = "the paper's rule (method='paper')"
 HAND_WRITTEN = re.compile(r"paper's rule|paper rule|method=['\"]paper['\"]|^paper ?[:(]", re.IGNORECASE)

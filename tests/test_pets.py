@@ -287,3 +287,40 @@ def test_the_evaluation_protocol_draws_its_held_out_data_from_the_pets():
         assert attr in pets.ATTRIBUTES and attrs[attr] != value  # a real change
     again = eval_data(SIZES["ci"], R, seed=0, world=pets)
     assert again.captions == data.captions and torch.equal(again.images, data.images)
+
+
+# ---- the shipped toypets world as a user meets it --------------------------------------------------
+
+
+def test_the_shipped_pets_world_loads_serves_the_app_and_runs_in_the_pipeline(tmp_path, monkeypatch):
+    """`CLIP2GAN.from_pretrained("toypets")`, the editing app's own notebook code in the environment
+    `python -m clip2gan.app --profile toypets` sets, and `python -m clip2gan.pipeline --profile toypets` (the notebooks
+    written for the pets run, the faces' are skipped with the reason)."""
+    import nbformat
+
+    from clip2gan import pipeline
+    from clip2gan.app import APP_NOTEBOOK, app_environment
+    from clip2gan.model import CLIP2GAN
+
+    model = CLIP2GAN.from_pretrained("toypets")
+    assert model.profile == "toypets" and model.method == "bridged"
+    images = model.generate(["a dog with floppy ears"], n_per_prompt=2, seed=0)
+    assert images.shape == (2, 3, pets.RESOLUTION, pets.RESOLUTION) and torch.isfinite(images).all()
+
+    env = app_environment("toypets", None, prompt="a pet wearing a red collar")
+    for key in ("CLIP2GAN_APP_PROFILE", "CLIP2GAN_APP_PROMPT"):
+        monkeypatch.setenv(key, env[key])
+    namespace: dict = {}
+    for cell in nbformat.read(str(APP_NOTEBOOK), as_version=4).cells:
+        if cell.cell_type == "code":
+            exec(cell.source, namespace)  # what Voilà runs
+    app = namespace["app"]
+    assert app.model.profile == "toypets" and app.picker.value.startswith("toy pet 0")
+    assert app.edited_array().shape == (pets.RESOLUTION, pets.RESOLUTION, 3) and "collar" in app.prompt.value
+
+    lines: list[str] = []
+    results = pipeline.run_pipeline("toypets", "ci", out=tmp_path, log=lines.append)
+    ran = {r.notebook: r.status for r in results if r.status != "skipped"}
+    assert ran == {"12_other_worlds.ipynb": "ok"}
+    assert all(r.detail == "teaches toyfaces only" for r in results if r.status == "skipped")
+    assert (tmp_path / "toypets" / "12_other_worlds.ipynb").is_file()
