@@ -378,7 +378,16 @@ def ship_world(profile: str, run: str | Path, size: str | WorldsSize = "full", o
     work = Path(work) if work is not None else Path("runs") / f"worlds-{size.name}"
     full = run_worlds(size, out=out, work=work, worlds=(profile,), device=device, seed=seed, mappings={profile: src},
                       log=log, write=False)
+    t = config["train"]
+    command = (f"python -m clip2gan.train --profile {profile} --epochs {t['epochs']} --epoch-size {t['epoch_size']} "
+               f"--batch-size {t['batch_size']} --threads 1 --sample-every 0 --log-every {t['log_every']} --seed {t['seed']}"
+               + (" --synthetic-data" if t.get("synthetic_data") else "")
+               + (f" --latent-loss {t['latent_loss']}" if t.get("latent_loss") else "")
+               + f" --out {_rel(Path(run))} && python -m clip2gan.evaluation.worlds --size {size.name} --out {out} "
+               f"--ship {profile} --run {_rel(Path(run))}")
     half_mapping(src, dst)
+    # its sha256 first (a file shipped before has another): the scoring below loads it through the hub's check
+    hub.write_manifest_entry(dst, command, note="being scored (python -m clip2gan.evaluation.worlds --ship)")
     record = run_worlds(size, out=out, work=work, device=device, seed=seed, log=log)
     check: dict[str, list[float]] = {}
     for method in METHODS:
@@ -389,14 +398,8 @@ def ship_world(profile: str, run: str | Path, size: str | WorldsSize = "full", o
     if worst > tolerance:
         dst.unlink()
         dst.with_suffix(".json").unlink(missing_ok=True)
-        raise ValueError(f"float16 moves an accuracy by {worst:.4f} > {tolerance}: {check}; nothing shipped")
-    t = config["train"]
-    command = (f"python -m clip2gan.train --profile {profile} --epochs {t['epochs']} --epoch-size {t['epoch_size']} "
-               f"--batch-size {t['batch_size']} --threads 1 --sample-every 0 --log-every {t['log_every']} --seed {t['seed']}"
-               + (" --synthetic-data" if t.get("synthetic_data") else "")
-               + (f" --latent-loss {t['latent_loss']}" if t.get("latent_loss") else "")
-               + f" --out {_rel(Path(run))} && python -m clip2gan.evaluation.worlds --size {size.name} --out {out} "
-               f"--ship {profile} --run {_rel(Path(run))}")
+        raise ValueError(f"float16 moves an accuracy by {worst:.4f} > {tolerance}: {check}; nothing shipped (its "
+                         "manifest entry now names a removed file: restore the previous file or ship another)")
     metrics = {r["method"]: {k: r.get(k) for k in CSV_COLUMNS[2:19]} for r in record["rows"] if r["world"] == profile}
     entry = hub.write_manifest_entry(
         dst, command, steps=config.get("steps"), metrics=metrics, float16_check=check,
