@@ -459,7 +459,8 @@ def plot_backbone(rows: Sequence[dict[str, Any]]) -> Figure:
             ax.set_xticks([4, 8, 12])
             ax.set_xlabel("layers of M", fontsize=8)
             ax.set_title(f"{title}, method={method!r}", fontsize=9)
-        axes[i][0].legend(fontsize=7)
+        if axes[i][0].get_legend_handles_labels()[0]:  # a grid with no cell drawn has nothing to label
+            axes[i][0].legend(fontsize=7)
     fig.suptitle(f"Table 3 on the toy world, size '{size}': depth of M × CLIP backbone, both methods "
                  "(12 layers: mean ± sd over training seeds)", fontsize=10)
     fig.tight_layout()
