@@ -58,9 +58,7 @@ is the more confidently read (Real.: the lowest per-attribute top probability), 
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import math
 import time
@@ -89,6 +87,7 @@ from clip2gan.evaluation.protocol import (
     zoom,
 )
 from clip2gan.evaluation.sweeps import run_seconds, train_variant, weights_record
+from clip2gan.evaluation.tables import write_csv
 from clip2gan.identity import identity_net_for
 from clip2gan.model import CLIP2GAN
 from clip2gan.runtime import pick_device
@@ -708,7 +707,7 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
                   1 for r in rows if r["table"] == "editing")}
     record["weights"] = weights_record("toyfaces") if shipped_world else {}
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(rows, out / "comparisons.csv")
+    write_csv(rows, out / "comparisons.csv", CSV_COLUMNS)
     (out / "comparisons.json").write_text(json.dumps(record, indent=1, default=float) + "\n")
     plot_comparisons(record, out / "comparisons.png")
     references = {"renders": renders_sampler(res, data.captions, data.mentioned),
@@ -723,15 +722,6 @@ def run_comparisons(size: str | ComparisonSize = "ci", out: str | Path = "result
 
 CSV_COLUMNS = ["table", "kind", "method", "seed", "images", *dict.fromkeys(GEN_KEYS + EDIT_KEYS)]
 
-
-def _write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items() if k in CSV_COLUMNS})
-    atomic_write_text(path, buf.getvalue())
-    return path
 
 
 def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:

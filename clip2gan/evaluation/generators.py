@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
 import sys
 import time
@@ -66,7 +65,7 @@ from clip2gan.evaluation.protocol import (
     verdict,
 )
 from clip2gan.evaluation.sweeps import train_variant, weights_record
-from clip2gan.evaluation.tables import format_table
+from clip2gan.evaluation.tables import format_table, write_csv
 from clip2gan.model import CLIP2GAN
 from clip2gan.runtime import batch_command_args, pick_device
 from clip2gan.toy.faces import AttributeClassifier
@@ -82,6 +81,7 @@ __all__ = [
     "DCGAN_MAPPING_FILE",
     "dcgan_model",
     "mapping_config",
+    "repo_relative",
     "unconditional_sampler",
     "edit_metrics",
     "reference_scores",
@@ -240,7 +240,7 @@ def _fresh_d(G: torch.nn.Module, seed: int) -> torch.nn.Module:
         return discriminator_like(G).to(next(G.parameters()).device)
 
 
-def _rel(path: str | Path) -> str:
+def repo_relative(path: str | Path) -> str:
     """A path relative to the repository when it lies inside it (records stay valid in any checkout)."""
     path = Path(path).resolve()
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
@@ -326,7 +326,7 @@ def run_generators(size: str | GeneratorsSize = "ci", out: str | Path = "results
             trained = train_variant(config, {**world, "D": _fresh_d(world["G"], seed)},
                                     dataset_factory(config) if dataset_factory else None, progress)
             mapping, train_seconds = trained["mapping"], trained["train_seconds"]
-        mappings[name] = _rel(mapping)
+        mappings[name] = repo_relative(mapping)
         models[name] = {m: CLIP2GAN.from_checkpoint(mapping, clip=clip, generator=world["G"], method=m) for m in METHODS}
         for method, model in models[name].items():
             setting = "paper" if method == "paper" else "nearest"
@@ -345,7 +345,7 @@ def run_generators(size: str | GeneratorsSize = "ci", out: str | Path = "results
         "size": dataclasses.asdict(size), "seed": seed, "device": str(dev), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "seconds": round(time.perf_counter() - started, 1), "work": str(work),
         "mappings": mappings, "mapping_sha256": {k: hub.sha256_file(ROOT / v) for k, v in mappings.items()},
-        "dcgan_file": None if injected else _rel(dcgan_path), "rows": rows, "missing": missing,
+        "dcgan_file": None if injected else repo_relative(dcgan_path), "rows": rows, "missing": missing,
         "weights": weights_record("toyfaces") if not injected else {}}
     if not injected:
         record["dcgan_sha256"] = hub.sha256_file(dcgan_path)
@@ -353,7 +353,7 @@ def run_generators(size: str | GeneratorsSize = "ci", out: str | Path = "results
             record["committed_check"] = committed_check(rows, SWEEPS_CSV)
     if write:
         out.mkdir(parents=True, exist_ok=True)
-        _write_csv(rows, out / "dcgan.csv")
+        write_csv(rows, out / "dcgan.csv", CSV_COLUMNS)
         atomic_write_text(out / "dcgan.json", json.dumps(record, indent=1, default=float) + "\n")
         if len(models) == len(GENERATORS):
             plot_generators(models, data, size.name, out / "dcgan.png", n=size.n_figure, seed=seed)
@@ -364,15 +364,6 @@ CSV_COLUMNS = ["table", "generator", "method", "space", "fid", "fid_se", "fid_cl
                "text_pairs", "lpips_div", "rec_match", "edit_acc", "edit_acc_beta0", "edit_pres", "edit_fid", "edit_fid_se",
                "edit_lpips", "edit_n", "eval_seconds", "train_seconds"]
 
-
-def _write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buf.getvalue())
-    return path
 
 
 def committed_check(rows: Sequence[Mapping[str, Any]], sweeps_csv: str | Path) -> dict[str, Any]:
@@ -459,7 +450,8 @@ def ship_dcgan(record: Mapping[str, Any], data_dir: str | Path | None = None, cl
     command = (f"python -m clip2gan.train --profile toyfaces --generator {DCGAN_FILE.relative_to(DCGAN_FILE.parents[1])} "
                f"--epochs {train.get('epochs')} --epoch-size {train.get('epoch_size')} --batch-size {train.get('batch_size')} "
                f"--threads 1 --sample-every 0 --log-every {train.get('log_every')} --seed {train.get('seed')} "
-               f"--out {_rel(m_src.parent)} && python -m clip2gan.evaluation.generators --size {size.name} --out results --ship")
+               f"--out {repo_relative(m_src.parent)} && "
+               f"python -m clip2gan.evaluation.generators --size {size.name} --out results --ship")
     m_entry = hub.write_manifest_entry(dst, command, steps=load_config(m_src).get("steps"),
                                        train_seconds=record_train_seconds(record), metrics=rows, float16_check=check,
                                        evaluation=evaluation)

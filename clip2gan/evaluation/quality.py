@@ -44,9 +44,7 @@ The M in data/ is seed 0 of the option it picked (data/MANIFEST.json has its com
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import sys
 import time
@@ -71,7 +69,7 @@ from clip2gan.evaluation.comparisons import (
 )
 from clip2gan.evaluation.protocol import EvalData, clip_feature_extractor, eval_data, fid_with_se
 from clip2gan.evaluation.sweeps import train_variant, weights_record
-from clip2gan.evaluation.tables import format_table
+from clip2gan.evaluation.tables import format_table, write_csv
 from clip2gan.identity import identity_net_for
 from clip2gan.model import CLIP2GAN
 from clip2gan.runtime import batch_command_args, pick_device
@@ -343,15 +341,6 @@ CSV_COLUMNS = ["table", "option", "method", "seed", "psi", *dict.fromkeys(GEN_KE
                "sec_per_image", "train_seconds"]
 
 
-def _write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buf.getvalue())
-    return path
-
 
 def run_quality(size: str | QualitySize = "ci", out: str | Path = "results", work: str | Path | None = None,
                 device: str = "auto", seed: int = 0, world: dict[str, Any] | None = None,
@@ -441,7 +430,7 @@ def run_quality(size: str | QualitySize = "ci", out: str | Path = "results", wor
         record["ship"] = ship_choice(summary)
     if write:
         out.mkdir(parents=True, exist_ok=True)
-        _write_csv(rows, out / "quality.csv")
+        write_csv(rows, out / "quality.csv", CSV_COLUMNS)
         atomic_write_text(out / "quality.json", json.dumps(record, indent=1, default=float) + "\n")
         plot_quality(record, out / "quality.png")
     return record

@@ -12,7 +12,7 @@ import csv
 import io
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -37,13 +37,15 @@ COLUMNS = [
 
 
 
-def write_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Rows → CSV with `COLUMNS` (floats rounded to 4 digits; missing values empty), written atomically (08_evaluation.ipynb)."""
+def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path, columns: Sequence[str] | None = None) -> Path:
+    """Rows → CSV with `columns` (default the sweep's `COLUMNS`; floats rounded to 4 digits, missing values empty,
+    other keys left out), written atomically (08_evaluation.ipynb). Every evaluation command writes its CSV with it."""
+    columns = list(COLUMNS if columns is None else columns)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items() if k in COLUMNS})
+        writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items() if k in columns})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, buf.getvalue())

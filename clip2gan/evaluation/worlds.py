@@ -24,9 +24,7 @@ claim.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import sys
 import time
@@ -40,10 +38,10 @@ from clip2gan import hub
 from clip2gan.checkpoint import atomic_write_text
 from clip2gan.cli import option
 from clip2gan.evaluation.comparisons import g_sampler, renders_sampler
-from clip2gan.evaluation.generators import edit_metrics, reference_scores
+from clip2gan.evaluation.generators import edit_metrics, reference_scores, repo_relative
 from clip2gan.evaluation.protocol import compare_proportions, edit_pairs, eval_data, evaluate, verdict
 from clip2gan.evaluation.sweeps import weights_record
-from clip2gan.evaluation.tables import format_table
+from clip2gan.evaluation.tables import format_table, write_csv
 from clip2gan.model import CLIP2GAN
 from clip2gan.profiles import get_profile
 from clip2gan.runtime import batch_command_args, pick_device
@@ -73,7 +71,7 @@ WORLDS = ("toyfaces", "toypets")
 LABELS = {"toyfaces": "toy faces", "toypets": "toy pets"}
 #: method → its edit mode (`CLIP2GAN(method=...)`'s defaults) and its `evaluate` setting
 METHODS = {"paper": ("paper", "paper"), "bridged": ("neighbours", "nearest")}
-ROOT = hub.DATA_DIR.parent  # the repository
+ROOT = hub.DATA_DIR.parent  # the repository: records store paths relative to it
 
 
 @dataclass(frozen=True)
@@ -142,7 +140,7 @@ def run_worlds(size: str | WorldsSize = "ci", out: str | Path = "results", work:
         cache = None
         if not injected:
             path = hub.resolve((mappings or {}).get(profile) or f"{profile}-mapping")
-            record_mappings[profile] = _rel(path)
+            record_mappings[profile] = repo_relative(path)
             cache = work / "scores" / f"{size.name}-eval{seed}-{profile}-{hub.sha256_file(path)[:12]}"
         rows += score_world(profile, built[profile], classifier, size, seed, cache, log)
     record: dict[str, Any] = {
@@ -154,7 +152,7 @@ def run_worlds(size: str | WorldsSize = "ci", out: str | Path = "results", work:
         "weights": {} if injected else {p: weights_record(p) for p in worlds}, "rows": rows}
     if write:
         out.mkdir(parents=True, exist_ok=True)
-        _write_csv(rows, out / "worlds.csv")
+        write_csv(rows, out / "worlds.csv", CSV_COLUMNS)
         atomic_write_text(out / "worlds.json", json.dumps(record, indent=1, default=float) + "\n")
         plot_worlds(built, size.name, out / "worlds.png", n=size.n_figure, seed=seed)
     return record
@@ -201,25 +199,10 @@ def score_world(profile: str, by_method: Mapping[str, CLIP2GAN], classifier: Att
     return rows
 
 
-def _rel(path: str | Path) -> str:
-    """A path relative to the repository when it lies inside it (records stay valid in any checkout)."""
-    path = Path(path).resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
 CSV_COLUMNS = ["world", "method", "fid", "fid_se", "fid_ratio", "fid_clip", "fid_clip_se", "lpips_ref", "text_acc",
                "text_pairs", "lpips_div", "rec_match", "edit_acc", "edit_acc_beta0", "edit_pres", "edit_fid",
                "edit_fid_se", "edit_lpips", "edit_n", "eval_seconds"]
 
-
-def _write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buf.getvalue())
-    return path
 
 
 # -------------------------------------------------------------------------------------------------
@@ -383,8 +366,8 @@ def ship_world(profile: str, run: str | Path, size: str | WorldsSize = "full", o
                f"--batch-size {t['batch_size']} --threads 1 --sample-every 0 --log-every {t['log_every']} --seed {t['seed']}"
                + (" --synthetic-data" if t.get("synthetic_data") else "")
                + (f" --latent-loss {t['latent_loss']}" if t.get("latent_loss") else "")
-               + f" --out {_rel(Path(run))} && python -m clip2gan.evaluation.worlds --size {size.name} --out {out} "
-               f"--ship {profile} --run {_rel(Path(run))}")
+               + f" --out {repo_relative(Path(run))} && python -m clip2gan.evaluation.worlds --size {size.name} --out {out} "
+               f"--ship {profile} --run {repo_relative(Path(run))}")
     half_mapping(src, dst)
     # its sha256 first (a file shipped before has another): the scoring below loads it through the hub's check
     hub.write_manifest_entry(dst, command, note="being scored (python -m clip2gan.evaluation.worlds --ship)")
